@@ -23,26 +23,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <grp.h>
-#include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "store_i.h"
-
-#define NAME_CACHE 64
-
-struct name_cache {
-	uint32_t id[NAME_CACHE];
-	char *name[NAME_CACHE];
-	size_t n;
-};
 
 /* Extents already stored for a hard-linked inode in this backup. */
 struct hardlink {
@@ -59,7 +46,7 @@ struct backup {
 	const struct store_chunker_params *cp;
 	uint8_t *buf;		/* chunking window */
 	size_t buf_cap;
-	struct name_cache users, groups;
+	struct store_name_cache users, groups;
 	struct hardlink *links;
 	size_t nlinks, links_cap;
 	dev_t repo_dev;
@@ -149,149 +136,6 @@ static bool excluded(struct backup *b, const char *name)
 	return false;
 }
 
-static char *cached_name(struct name_cache *c, uint32_t id, bool group)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (c->id[i] == id)
-			return c->name[i] ? strdup(c->name[i]) : NULL;
-	char buf[4096], *name = NULL;
-	if (group) {
-		struct group g, *res = NULL;
-		if (getgrgid_r(id, &g, buf, sizeof(buf), &res) == 0 && res)
-			name = g.gr_name;
-	} else {
-		struct passwd pw, *res = NULL;
-		if (getpwuid_r(id, &pw, buf, sizeof(buf), &res) == 0 && res)
-			name = pw.pw_name;
-	}
-	if (c->n < NAME_CACHE) {
-		c->id[c->n] = id;
-		c->name[c->n] = name ? strdup(name) : NULL;
-		c->n++;
-	}
-	return name ? strdup(name) : NULL;
-}
-
-static uint8_t node_type(mode_t m)
-{
-	switch (m & S_IFMT) {
-	case S_IFREG: return STORE_NODE_FILE;
-	case S_IFDIR: return STORE_NODE_DIR;
-	case S_IFLNK: return STORE_NODE_SYMLINK;
-	case S_IFIFO: return STORE_NODE_FIFO;
-	case S_IFCHR: return STORE_NODE_CHARDEV;
-	case S_IFBLK: return STORE_NODE_BLOCKDEV;
-	default: return STORE_NODE_SOCKET;
-	}
-}
-
-static int node_fill(struct backup *b, struct store_node *n, const char *name,
-		     const struct stat *st)
-{
-	memset(n, 0, sizeof(*n));
-	n->name = strdup(name);
-	n->type = node_type(st->st_mode);
-	n->mode = st->st_mode & 07777;
-	n->uid = st->st_uid;
-	n->gid = st->st_gid;
-	n->user = cached_name(&b->users, st->st_uid, false);
-	n->group = cached_name(&b->groups, st->st_gid, true);
-	n->mtime = st->st_mtim;
-	n->ctime = st->st_ctim;
-	n->atime = st->st_atim;
-	n->size = (uint64_t)st->st_size;
-	n->dev = st->st_dev;
-	n->inode = st->st_ino;
-	n->nlink = (uint32_t)st->st_nlink;
-	n->rdev = st->st_rdev;
-	return n->name ? 0 : -ENOMEM;
-}
-
-static int xattr_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct store_xattr *)a)->name,
-		      ((const struct store_xattr *)b)->name);
-}
-
-/* Reads the xattrs of fd (when >= 0) or of path without following it. */
-static int xattrs_read(int fd, const char *path, struct store_node *n)
-{
-	char stack[1024], *list = stack;
-	ssize_t len = fd >= 0 ? flistxattr(fd, stack, sizeof(stack))
-			      : llistxattr(path, stack, sizeof(stack));
-	if (len < 0 && errno == ERANGE) {
-		len = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
-		if (len > 0 && !(list = malloc((size_t)len)))
-			return -ENOMEM;
-		if (len > 0)
-			len = fd >= 0 ? flistxattr(fd, list, (size_t)len)
-				      : llistxattr(path, list, (size_t)len);
-	}
-	if (len < 0) {
-		int e = errno;
-		if (list != stack)
-			free(list);
-		return e == ENOTSUP || e == ENOENT ? 0 : -e;
-	}
-	int r = 0;
-	size_t count = 0;
-	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1)
-		count++;
-	if (count == 0)
-		goto out;
-	n->xattrs = calloc(count, sizeof(*n->xattrs));
-	if (!n->xattrs) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1) {
-		const char *key = list + i;
-		ssize_t vl = fd >= 0 ? fgetxattr(fd, key, NULL, 0)
-				     : lgetxattr(path, key, NULL, 0);
-		if (vl < 0)
-			continue; /* removed meanwhile */
-		uint8_t *val = malloc(vl ? (size_t)vl : 1);
-		if (!val) {
-			r = -ENOMEM;
-			goto out;
-		}
-		vl = fd >= 0 ? fgetxattr(fd, key, val, (size_t)vl)
-			     : lgetxattr(path, key, val, (size_t)vl);
-		if (vl < 0) {
-			free(val);
-			continue;
-		}
-		struct store_xattr *x = &n->xattrs[n->nxattrs++];
-		x->name = strdup(key);
-		x->value = val;
-		x->len = (uint32_t)vl;
-		if (!x->name) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	qsort(n->xattrs, n->nxattrs, sizeof(*n->xattrs), xattr_cmp);
-out:
-	if (list != stack)
-		free(list);
-	return r;
-}
-
-static int extent_add(struct store_node *n, uint32_t *cap, uint64_t off,
-		      uint32_t len, const sd_id *id)
-{
-	if (n->nextents == *cap) {
-		uint32_t nc = *cap ? *cap * 2 : 4;
-		struct store_extent *e = realloc(n->extents, nc * sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		n->extents = e;
-		*cap = nc;
-	}
-	n->extents[n->nextents++] = (struct store_extent){ off, len, *id };
-	return 0;
-}
-
 /* Hashes one chunk and hands it to the writer unless the repository has
  * it. `owned` is a malloc'd copy the writer may take, or NULL. */
 static int chunk_store(struct backup *b, const uint8_t *data, size_t len,
@@ -376,7 +220,7 @@ static int region_store(struct backup *b, int fd, struct store_node *n,
 		sd_id id;
 		int r = chunk_store(b, b->buf + lo, cut, NULL, &id);
 		if (r == 0)
-			r = extent_add(n, cap, pos, (uint32_t)cut, &id);
+			r = store_node_extent_add(n, cap, pos, (uint32_t)cut, &id);
 		if (r < 0)
 			return r;
 		lo += cut;
@@ -393,19 +237,6 @@ static struct hardlink *hardlink_find(struct backup *b, uint64_t dev,
 	return NULL;
 }
 
-static int extents_copy(struct store_node *n, const struct store_extent *e,
-			uint32_t count)
-{
-	if (count == 0)
-		return 0;
-	n->extents = malloc(count * sizeof(*e));
-	if (!n->extents)
-		return -ENOMEM;
-	memcpy(n->extents, e, count * sizeof(*e));
-	n->nextents = count;
-	return 0;
-}
-
 static int hardlink_remember(struct backup *b, const struct store_node *n)
 {
 	if (b->nlinks == b->links_cap) {
@@ -418,7 +249,7 @@ static int hardlink_remember(struct backup *b, const struct store_node *n)
 	}
 	struct hardlink *h = &b->links[b->nlinks];
 	struct store_node tmp = { 0 };
-	int r = extents_copy(&tmp, n->extents, n->nextents);
+	int r = store_node_extents_copy(&tmp, n->extents, n->nextents);
 	if (r < 0)
 		return r;
 	*h = (struct hardlink){ n->dev, n->inode, tmp.extents, tmp.nextents };
@@ -434,26 +265,6 @@ static bool same_file(const struct store_node *n, const struct store_node *p)
 	       p->mtime.tv_nsec == n->mtime.tv_nsec &&
 	       p->ctime.tv_sec == n->ctime.tv_sec &&
 	       p->ctime.tv_nsec == n->ctime.tv_nsec;
-}
-
-static int xattrs_copy(struct store_node *n, const struct store_node *p)
-{
-	if (p->nxattrs == 0)
-		return 0;
-	n->xattrs = calloc(p->nxattrs, sizeof(*n->xattrs));
-	if (!n->xattrs)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < p->nxattrs; i++) {
-		struct store_xattr *x = &n->xattrs[i];
-		x->name = strdup(p->xattrs[i].name);
-		x->value = malloc(p->xattrs[i].len ? p->xattrs[i].len : 1);
-		x->len = p->xattrs[i].len;
-		n->nxattrs++;
-		if (!x->name || !x->value)
-			return -ENOMEM;
-		memcpy(x->value, p->xattrs[i].value, x->len);
-	}
-	return 0;
 }
 
 /* Reads a regular file's content into extents. A negative return that is
@@ -476,9 +287,9 @@ static int file_read(struct backup *b, int dirfd, const char *name,
 		r = -ENOENT; /* replaced between readdir and open */
 		goto out;
 	}
-	r = node_fill(b, n, name, &st);
+	r = store_node_from_stat(n, name, &st, &b->users, &b->groups);
 	if (r == 0)
-		r = xattrs_read(fd, NULL, n);
+		r = store_node_xattrs_read(fd, NULL, n);
 	if (r < 0)
 		goto out;
 
@@ -503,7 +314,7 @@ static int file_read(struct backup *b, int dirfd, const char *name,
 			sd_id id;
 			r = chunk_store(b, data, got, data, &id);
 			if (r == 0)
-				r = extent_add(n, &cap, 0, (uint32_t)got, &id);
+				r = store_node_extent_add(n, &cap, 0, (uint32_t)got, &id);
 		} else {
 			free(data);
 		}
@@ -557,7 +368,7 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 		*skip = true; /* never back up the repository into itself */
 		return 0;
 	}
-	int r = node_fill(b, n, name, &st);
+	int r = store_node_from_stat(n, name, &st, &b->users, &b->groups);
 	if (r < 0)
 		return r;
 
@@ -568,12 +379,12 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 		struct hardlink *h = n->nlink > 1 ?
 			hardlink_find(b, n->dev, n->inode) : NULL;
 		if (h)
-			r = extents_copy(n, h->extents, h->nextents);
+			r = store_node_extents_copy(n, h->extents, h->nextents);
 		if (!h && !b->o->force_read && same_file(n, pnode)) {
 			b->sum.files_unchanged++;
-			r = extents_copy(n, pnode->extents, pnode->nextents);
+			r = store_node_extents_copy(n, pnode->extents, pnode->nextents);
 			if (r == 0)
-				r = xattrs_copy(n, pnode);
+				r = store_node_xattrs_copy(n, pnode);
 		} else if (!h) {
 			if (pnode)
 				b->sum.files_changed++;
@@ -587,7 +398,7 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 				return 0;
 			}
 		} else if (r == 0) {
-			r = xattrs_read(-1, b->path, n);
+			r = store_node_xattrs_read(-1, b->path, n);
 		}
 		if (r == 0 && n->nlink > 1 && !h)
 			r = hardlink_remember(b, n);
@@ -605,7 +416,7 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 		if (pnode && pnode->type == STORE_NODE_DIR &&
 		    store_tree_load(b->repo, &pnode->subtree, &ptree) < 0)
 			ptree = NULL; /* a damaged parent only costs a re-read */
-		r = xattrs_read(fd, NULL, n);
+		r = store_node_xattrs_read(fd, NULL, n);
 		if (r == 0)
 			r = dir_walk(b, fd, ptree, &n->subtree);
 		store_tree_free(ptree);
@@ -627,11 +438,11 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 		}
 		n->target[len] = '\0';
 		n->size = (uint64_t)len;
-		return xattrs_read(-1, b->path, n);
+		return store_node_xattrs_read(-1, b->path, n);
 	}
 	default:
 		b->sum.others++;
-		return xattrs_read(-1, b->path, n);
+		return store_node_xattrs_read(-1, b->path, n);
 	}
 }
 
@@ -794,7 +605,7 @@ static int snapshot_fill(struct backup *b, struct store_snapshot *s,
 	const struct store_backup_options *o = b->o;
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
-	char *user = cached_name(&b->users, geteuid(), false);
+	char *user = store_name_cache_get(&b->users, geteuid(), false);
 	s->hostname = strdup(host);
 	s->username = user ? user : strdup("");
 	s->tree = *root;
@@ -952,10 +763,8 @@ out:
 	for (size_t i = 0; i < b.nlinks; i++)
 		free(b.links[i].extents);
 	free(b.links);
-	for (size_t i = 0; i < b.users.n; i++)
-		free(b.users.name[i]);
-	for (size_t i = 0; i < b.groups.n; i++)
-		free(b.groups.name[i]);
+	store_name_cache_free(&b.users);
+	store_name_cache_free(&b.groups);
 	free(b.src_files);
 	free(b.src_bytes);
 	free(b.buf);

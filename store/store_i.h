@@ -6,6 +6,7 @@
 #define SNAPDRAFT_STORE_I_H
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "store.h"
@@ -35,6 +36,34 @@ void store_idset_free(struct store_idset *s);
 int store_idset_add(struct store_idset *s, const sd_id *id);
 bool store_idset_has(const struct store_idset *s, const sd_id *id);
 size_t store_idset_count(const struct store_idset *s);
+
+/* ---- store_node from the file system (node_meta.c) */
+
+#define STORE_NAME_CACHE 64
+/* uid or gid -> name, looked up once. Zero-initialise; free the names with
+ * store_name_cache_free. */
+struct store_name_cache {
+	uint32_t id[STORE_NAME_CACHE];
+	char *name[STORE_NAME_CACHE];
+	size_t n;
+};
+/* malloc'd name, or NULL when the id has none. */
+char *store_name_cache_get(struct store_name_cache *c, uint32_t id, bool group);
+void store_name_cache_free(struct store_name_cache *c);
+uint8_t store_node_type_from_mode(mode_t m);
+/* Zeroes n, then fills name, type and every stat field. */
+int store_node_from_stat(struct store_node *n, const char *name,
+			 const struct stat *st, struct store_name_cache *users,
+			 struct store_name_cache *groups);
+/* Reads the xattrs of fd (when >= 0) or of path (not following a symlink),
+ * sorted by name. No xattr support is not an error. */
+int store_node_xattrs_read(int fd, const char *path, struct store_node *n);
+int store_node_xattrs_copy(struct store_node *n, const struct store_node *from);
+int store_node_extents_copy(struct store_node *n, const struct store_extent *e,
+			    uint32_t count);
+/* Appends one extent, growing the array (*cap is its capacity). */
+int store_node_extent_add(struct store_node *n, uint32_t *cap, uint64_t off,
+			  uint32_t len, const sd_id *id);
 
 /* ---- LMDB blob index (index.c) */
 

@@ -1,0 +1,694 @@
+/*
+ * restore.c — writing a backup point, or parts of it, back to a directory.
+ *
+ * Two phases. The first runs only when the target already exists and
+ * overwrite is off: it walks the selection against the target and refuses
+ * (SD_EEXIST) before anything is written when a non-directory path exists.
+ * It descends only into directories that exist on both sides, and keeps the
+ * trees it loaded for the second phase, so no tree is loaded twice.
+ *
+ * The second phase is a pipeline. The walking thread (the caller) loads
+ * trees depth first, creates directories, makes symlinks, fifos, device
+ * nodes and sockets itself, and hands regular files to a few workers that
+ * fetch and verify their blobs, pwrite each extent at its offset (holes stay
+ * holes; ftruncate gives the size) and set the metadata. Workers address a
+ * file by (directory fd, name): an open directory and the tree its nodes
+ * live in are shared by reference count between the walker and the queued
+ * files, so a leaf tree is freed when its last file is written.
+ *
+ * What waits for the workers: hard links (later members of a (dev, inode)
+ * group are linked to the first one restored) and directory metadata,
+ * applied in reverse walk order so that every directory's times are set
+ * after all of its children are written, deepest first.
+ *
+ * Metadata order for every item: content, chown (which clears setuid and
+ * file capabilities), xattrs, chmod, times.
+ *
+ * Failures: a blob that cannot be read or verified fails its file (warned
+ * with its path, partial file removed, counted) and the rest goes on;
+ * errors that would fail every later file too (no space, read-only target,
+ * no memory) stop the restore.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "store_i.h"
+
+#define QUEUE_CAP 256
+#define MAX_WORKERS 4
+#define PROGRESS_NS 100000000LL
+
+/* ---------------------------------------------------------------- maps */
+
+/* Open-addressing table of pointers to items that hold their own key. */
+struct map {
+	void **slot;
+	size_t cap, n;
+};
+
+static void *map_find(const struct map *m, uint64_t h,
+		      bool (*match)(const void *item, const void *key),
+		      const void *key)
+{
+	for (size_t i = h & (m->cap - 1); m->cap; i = (i + 1) & (m->cap - 1)) {
+		if (!m->slot[i])
+			return NULL;
+		if (match(m->slot[i], key))
+			return m->slot[i];
+	}
+	return NULL;
+}
+
+static void map_place(void **slot, size_t cap, void *item, uint64_t h)
+{
+	size_t i = h & (cap - 1);
+	while (slot[i])
+		i = (i + 1) & (cap - 1);
+	slot[i] = item;
+}
+
+static int map_add(struct map *m, void *item, uint64_t (*hash)(const void *))
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		void **s = calloc(cap, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slot[i])
+				map_place(s, cap, m->slot[i], hash(m->slot[i]));
+		free(m->slot);
+		m->slot = s;
+		m->cap = cap;
+	}
+	map_place(m->slot, m->cap, item, hash(item));
+	m->n++;
+	return 0;
+}
+
+struct cached_tree {
+	sd_id id;
+	struct store_tree *tree;
+};
+
+static uint64_t id_hash(const sd_id *id)
+{
+	uint64_t h;
+	memcpy(&h, id->b, sizeof(h)); /* ids are SHA-256: already uniform */
+	return h;
+}
+
+static uint64_t cached_tree_hash(const void *item)
+{
+	return id_hash(&((const struct cached_tree *)item)->id);
+}
+
+static bool cached_tree_match(const void *item, const void *key)
+{
+	return sd_id_cmp(&((const struct cached_tree *)item)->id, key) == 0;
+}
+
+/* One (dev, inode) of the selection with nlink > 1. */
+struct hl_group {
+	uint64_t dev, inode;
+	char *first;		/* target path of the member restored first */
+	atomic_int err;		/* why the first member failed, else 0 */
+};
+
+static uint64_t hl_key_hash(uint64_t dev, uint64_t inode)
+{
+	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ inode;
+	h ^= h >> 29;
+	return h * 0xbf58476d1ce4e5b9ull;
+}
+
+static uint64_t hl_group_hash(const void *item)
+{
+	const struct hl_group *g = item;
+	return hl_key_hash(g->dev, g->inode);
+}
+
+static bool hl_group_match(const void *item, const void *key)
+{
+	const struct hl_group *g = item;
+	const struct store_node *n = key;
+	return g->dev == n->dev && g->inode == n->inode;
+}
+
+/* ---------------------------------------------------------------- state */
+
+/* An open target directory; shared by the walker and queued files. */
+struct rdir {
+	int fd;
+	char *path;		/* target path, for messages and xattrs */
+	struct store_tree *tree; /* freed with the rdir when owned */
+	bool tree_owned;
+	atomic_int refs;
+};
+
+struct file_job {
+	struct rdir *dir;
+	const struct store_node *node;	/* lives in dir->tree or the cache */
+	struct hl_group *group;		/* first member of a group, or NULL */
+};
+
+struct hl_link {
+	struct hl_group *group;
+	char *path;
+	uint8_t type;
+};
+
+/* A directory whose metadata is set at the end: a copy of its node. */
+struct dir_meta {
+	char *path;
+	struct store_node node;	/* only metadata fields and own xattrs */
+};
+
+struct restore {
+	struct store_repo *repo;
+	const struct store_restore_options *o;
+
+	pthread_mutex_t lock;	/* protects q, head, count, closing */
+	pthread_cond_t not_empty, not_full;
+	struct file_job q[QUEUE_CAP];
+	size_t head, count;
+	bool closing;		/* the walker queues nothing more */
+	pthread_t threads[MAX_WORKERS];
+	int nthreads;
+
+	atomic_int fatal;	/* the error that stops the restore */
+	atomic_uint_fast64_t files, dirs, others, bytes, failed, written;
+	pthread_mutex_t report_lock; /* serialises warn() and progress() */
+	atomic_llong next_progress;
+
+	/* The walker's alone: */
+	struct map trees;	/* cached_tree: first phase and includes */
+	struct map groups;	/* hl_group */
+	struct hl_link *links;
+	size_t nlinks, links_cap;
+	struct dir_meta *metas;
+	size_t nmetas, metas_cap;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void report_progress(struct restore *rs, bool force)
+{
+	const struct store_restore_options *o = rs->o;
+	if (!o->progress)
+		return;
+	int64_t now = now_ns();
+	if (!force && now < atomic_load(&rs->next_progress))
+		return;
+	if (force)
+		pthread_mutex_lock(&rs->report_lock);
+	else if (pthread_mutex_trylock(&rs->report_lock) != 0)
+		return;
+	atomic_store(&rs->next_progress, now + PROGRESS_NS);
+	o->progress(atomic_load(&rs->files) + atomic_load(&rs->others),
+		    atomic_load(&rs->written), o->ctx);
+	pthread_mutex_unlock(&rs->report_lock);
+}
+
+static void report_warn(struct restore *rs, const char *path, int err)
+{
+	if (!rs->o->warn)
+		return;
+	pthread_mutex_lock(&rs->report_lock);
+	rs->o->warn(path, err, rs->o->ctx);
+	pthread_mutex_unlock(&rs->report_lock);
+}
+
+static bool err_is_fatal(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT || err == -EROFS ||
+	       err == -ENOMEM || err == -EMFILE || err == -ENFILE ||
+	       err == -EIO;
+}
+
+static char *path_of(const char *dir, const char *name)
+{
+	return store_path_join(dir, name);
+}
+
+/* One item could not be restored: warn naming it, count it, and stop the
+ * whole restore when the cause would fail everything after it too. */
+static void item_fail(struct restore *rs, const char *dir, const char *name,
+		      int err)
+{
+	char *p = name ? path_of(dir, name) : NULL;
+	report_warn(rs, p ? p : dir, err);
+	free(p);
+	atomic_fetch_add(&rs->failed, 1);
+	int zero = 0;
+	if (err_is_fatal(err))
+		atomic_compare_exchange_strong(&rs->fatal, &zero, err);
+}
+
+static void rdir_put(struct rdir *d)
+{
+	if (!d || atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	close(d->fd);
+	if (d->tree_owned)
+		store_tree_free(d->tree);
+	free(d->path);
+	free(d);
+}
+
+static struct rdir *rdir_new(int fd, char *path, struct store_tree *tree,
+			     bool owned)
+{
+	struct rdir *d = malloc(sizeof(*d));
+	if (!d)
+		return NULL;
+	d->fd = fd;
+	d->path = path;
+	d->tree = tree;
+	d->tree_owned = owned;
+	atomic_init(&d->refs, 1);
+	return d;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+/* Sets owner, xattrs, mode and times. fd >= 0 names the item; otherwise
+ * (dfd, name) does, with dpath/name its path for the xattr calls. A refused
+ * xattr is a warning; anything else fails the item. */
+static int meta_apply(struct restore *rs, int fd, int dfd, const char *dpath,
+		      const char *name, const struct store_node *n)
+{
+	int r = fd >= 0 ? fchown(fd, n->uid, n->gid)
+			: fchownat(dfd, name, n->uid, n->gid,
+				   AT_SYMLINK_NOFOLLOW);
+	/* Without privileges the files become the restorer's, as cp -a does. */
+	if (r < 0 && errno != EPERM && errno != EINVAL)
+		return -errno;
+	char *path = NULL;
+	for (uint32_t i = 0; i < n->nxattrs; i++) {
+		const struct store_xattr *x = &n->xattrs[i];
+		if (fd < 0 && !path) {
+			path = dpath ? path_of(dpath, name) : strdup(name);
+			if (!path)
+				return -ENOMEM;
+		}
+		r = fd >= 0 ? fsetxattr(fd, x->name, x->value, x->len, 0)
+			    : lsetxattr(path, x->name, x->value, x->len, 0);
+		if (r < 0) {
+			int e = -errno;
+			char *item = fd >= 0 ? path_of(dpath, name) : NULL;
+			const char *p = item ? item : path ? path : name;
+			size_t len = strlen(p) + strlen(x->name) + 16;
+			char *msg = malloc(len);
+			if (msg)
+				snprintf(msg, len, "%s (xattr %s)", p, x->name);
+			report_warn(rs, msg ? msg : p, e);
+			free(msg);
+			free(item);
+		}
+	}
+	free(path);
+	mode_t mode = n->mode & 07777;
+	if (fd >= 0)
+		r = fchmod(fd, mode);
+	else if (n->type != STORE_NODE_SYMLINK)
+		r = fchmodat(dfd, name, mode, 0);
+	if (r < 0)
+		return -errno;
+	struct timespec ts[2] = { n->atime, n->mtime };
+	r = fd >= 0 ? futimens(fd, ts)
+		    : utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	return r < 0 ? -errno : 0;
+}
+
+/* With overwrite: the old item goes first, so a hard link to it elsewhere
+ * is not written through. A directory in the way is not removed. */
+static int replace_prepare(struct restore *rs, int dfd, const char *name)
+{
+	if (!rs->o->overwrite)
+		return 0;
+	if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		return errno == EISDIR ? -EISDIR : -errno;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t w = pwrite(fd, buf, len, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int file_write(struct restore *rs, int fd, const struct store_node *n)
+{
+	uint64_t end = 0;
+	for (uint32_t i = 0; i < n->nextents; i++) {
+		const struct store_extent *e = &n->extents[i];
+		uint8_t *buf;
+		size_t len;
+		int r = store_blob_get(rs->repo, &e->id, &buf, &len);
+		if (r < 0)
+			return r;
+		r = len == e->length ? pwrite_full(fd, buf, len, e->offset)
+				     : SD_ECORRUPT;
+		free(buf);
+		if (r < 0)
+			return r;
+		end = e->offset + e->length;
+		atomic_fetch_add(&rs->written, len);
+		report_progress(rs, false);
+	}
+	if (end != n->size && ftruncate(fd, (off_t)n->size) < 0)
+		return -errno;
+	return 0;
+}
+
+static void file_restore(struct restore *rs, const struct file_job *j)
+{
+	const struct store_node *n = j->node;
+	struct rdir *d = j->dir;
+	int r = replace_prepare(rs, d->fd, n->name);
+	int fd = -1;
+	if (r == 0) {
+		fd = openat(d->fd, n->name,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0600);
+		if (fd < 0)
+			r = -errno;
+	}
+	if (fd >= 0) {
+		r = file_write(rs, fd, n);
+		if (r == 0)
+			r = meta_apply(rs, fd, -1, d->path, n->name, n);
+		if (close(fd) < 0 && r == 0)
+			r = -errno;
+		if (r < 0 && unlinkat(d->fd, n->name, 0) < 0)
+			sd_log(SD_LOG_WARN, "%s/%s: partial file not removed",
+			       d->path, n->name);
+	}
+	if (r < 0) {
+		if (j->group)
+			atomic_store(&j->group->err, r);
+		item_fail(rs, d->path, n->name, r);
+		return;
+	}
+	atomic_fetch_add(&rs->files, 1);
+	atomic_fetch_add(&rs->bytes, n->size);
+	report_progress(rs, false);
+}
+
+static void *restore_worker(void *arg)
+{
+	struct restore *rs = arg;
+	for (;;) {
+		pthread_mutex_lock(&rs->lock);
+		while (rs->count == 0 && !rs->closing)
+			pthread_cond_wait(&rs->not_empty, &rs->lock);
+		if (rs->count == 0) {
+			pthread_mutex_unlock(&rs->lock);
+			return NULL;
+		}
+		struct file_job j = rs->q[rs->head];
+		rs->head = (rs->head + 1) % QUEUE_CAP;
+		rs->count--;
+		pthread_cond_signal(&rs->not_full);
+		pthread_mutex_unlock(&rs->lock);
+		if (atomic_load(&rs->fatal) == 0)
+			file_restore(rs, &j);
+		rdir_put(j.dir);
+	}
+}
+
+static void file_queue(struct restore *rs, struct rdir *d,
+		       const struct store_node *n, struct hl_group *g)
+{
+	atomic_fetch_add(&d->refs, 1);
+	pthread_mutex_lock(&rs->lock);
+	while (rs->count == QUEUE_CAP)
+		pthread_cond_wait(&rs->not_full, &rs->lock);
+	rs->q[(rs->head + rs->count) % QUEUE_CAP] =
+		(struct file_job){ d, n, g };
+	rs->count++;
+	pthread_cond_signal(&rs->not_empty);
+	pthread_mutex_unlock(&rs->lock);
+}
+
+/* ---------------------------------------------------------------- walker */
+
+/* A tree from the cache (borrowed, *owned false) or freshly loaded. */
+static int tree_get(struct restore *rs, const sd_id *id, bool cache,
+		    struct store_tree **out, bool *owned)
+{
+	struct cached_tree *c = map_find(&rs->trees, id_hash(id),
+					 cached_tree_match, id);
+	*owned = false;
+	if (c) {
+		*out = c->tree;
+		return 0;
+	}
+	int r = store_tree_load(rs->repo, id, out);
+	if (r < 0 || !cache) {
+		*owned = r == 0;
+		return r;
+	}
+	c = malloc(sizeof(*c));
+	if (c) {
+		c->id = *id;
+		c->tree = *out;
+		if (map_add(&rs->trees, c, cached_tree_hash) == 0)
+			return 0;
+		free(c);
+	}
+	store_tree_free(*out);
+	return -ENOMEM;
+}
+
+static int meta_record(struct restore *rs, const char *path,
+		       const struct store_node *n)
+{
+	if (rs->nmetas == rs->metas_cap) {
+		size_t cap = rs->metas_cap ? rs->metas_cap * 2 : 64;
+		struct dir_meta *m = realloc(rs->metas, cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		rs->metas = m;
+		rs->metas_cap = cap;
+	}
+	struct dir_meta *m = &rs->metas[rs->nmetas];
+	memset(m, 0, sizeof(*m));
+	m->node.type = n->type;
+	m->node.mode = n->mode;
+	m->node.uid = n->uid;
+	m->node.gid = n->gid;
+	m->node.atime = n->atime;
+	m->node.mtime = n->mtime;
+	m->path = strdup(path);
+	if (!m->path)
+		return -ENOMEM;
+	if (n->nxattrs) {
+		m->node.xattrs = calloc(n->nxattrs, sizeof(*m->node.xattrs));
+		if (!m->node.xattrs)
+			goto nomem;
+		m->node.nxattrs = n->nxattrs;
+		for (uint32_t i = 0; i < n->nxattrs; i++) {
+			struct store_xattr *x = &m->node.xattrs[i];
+			x->name = strdup(n->xattrs[i].name);
+			x->value = malloc(n->xattrs[i].len + 1u);
+			x->len = n->xattrs[i].len;
+			if (!x->name || !x->value)
+				goto nomem;
+			memcpy(x->value, n->xattrs[i].value, x->len);
+		}
+	}
+	rs->nmetas++;
+	return 0;
+nomem:
+	free(m->path);
+	store_node_clear(&m->node);
+	return -ENOMEM;
+}
+
+/* Creates (or, merging, opens) directory name in dfd; its fd or -err. */
+static int dir_make(struct restore *rs, int dfd, const char *name)
+{
+	bool made = mkdirat(dfd, name, 0700) == 0;
+	if (!made && errno != EEXIST)
+		return -errno;
+	int fd = openat(dfd, name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && !made && (errno == ENOTDIR || errno == ELOOP)) {
+		if (!rs->o->overwrite)
+			return SD_EEXIST;
+		if (unlinkat(dfd, name, 0) < 0 || mkdirat(dfd, name, 0700) < 0)
+			return -errno;
+		fd = openat(dfd, name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+static int add_link(struct restore *rs, struct hl_group *g, const char *path,
+		    uint8_t type)
+{
+	if (rs->nlinks == rs->links_cap) {
+		size_t cap = rs->links_cap ? rs->links_cap * 2 : 16;
+		struct hl_link *l = realloc(rs->links, cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		rs->links = l;
+		rs->links_cap = cap;
+	}
+	char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	rs->links[rs->nlinks++] = (struct hl_link){ g, p, type };
+	return 0;
+}
+
+static int special_make(int dfd, const struct store_node *n)
+{
+	int r;
+	switch (n->type) {
+	case STORE_NODE_SYMLINK:
+		r = symlinkat(n->target ? n->target : "", dfd, n->name);
+		break;
+	case STORE_NODE_FIFO:
+		r = mkfifoat(dfd, n->name, 0600);
+		break;
+	case STORE_NODE_CHARDEV:
+		r = mknodat(dfd, n->name, S_IFCHR | 0600, (dev_t)n->rdev);
+		break;
+	case STORE_NODE_BLOCKDEV:
+		r = mknodat(dfd, n->name, S_IFBLK | 0600, (dev_t)n->rdev);
+		break;
+	case STORE_NODE_SOCKET:
+		r = mknodat(dfd, n->name, S_IFSOCK | 0600, 0);
+		break;
+	default:
+		return SD_ECORRUPT;
+	}
+	return r < 0 ? -errno : 0;
+}
+
+static void special_restore(struct restore *rs, struct rdir *d,
+			    const struct store_node *n, struct hl_group *g)
+{
+	int r = replace_prepare(rs, d->fd, n->name);
+	if (r == 0)
+		r = special_make(d->fd, n);
+	if (r == 0)
+		r = meta_apply(rs, -1, d->fd, d->path, n->name, n);
+	if (r < 0) {
+		if (g)
+			atomic_store(&g->err, r);
+		item_fail(rs, d->path, n->name, r);
+		return;
+	}
+	atomic_fetch_add(&rs->others, 1);
+}
+
+static int node_restore(struct restore *rs, struct rdir *d,
+			const struct store_node *n);
+
+static int dir_restore(struct restore *rs, struct rdir *parent,
+		       const struct store_node *n)
+{
+	char *path = path_of(parent->path, n->name);
+	if (!path)
+		return -ENOMEM;
+	int fd = dir_make(rs, parent->fd, n->name);
+	if (fd < 0) {
+		item_fail(rs, path, NULL, fd);
+		free(path);
+		return 0;
+	}
+	int r = meta_record(rs, path, n);
+	if (r < 0) {
+		close(fd);
+		free(path);
+		return r;
+	}
+	atomic_fetch_add(&rs->dirs, 1);
+	struct store_tree *t;
+	bool owned;
+	r = tree_get(rs, &n->subtree, false, &t, &owned);
+	if (r < 0) {
+		/* A lost tree fails the directory's whole content, loudly. */
+		item_fail(rs, path, NULL, r);
+		close(fd);
+		free(path);
+		return r == -ENOMEM ? r : 0;
+	}
+	struct rdir *d = rdir_new(fd, path, t, owned);
+	if (!d) {
+		if (owned)
+			store_tree_free(t);
+		close(fd);
+		free(path);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->n && r == 0; i++) {
+		r = node_restore(rs, d, &t->nodes[i]);
+		if (atomic_load(&rs->fatal))
+			break;
+	}
+	rdir_put(d);
+	return r;
+}
+
+static int node_restore(struct restore *rs, struct rdir *d,
+			const struct store_node *n)
+{
+	if (n->type == STORE_NODE_DIR)
+		return dir_restore(rs, d, n);
+	struct hl_group *g = NULL;
+	if (n->nlink > 1) {
+		g = map_find(&rs->groups, hl_key_hash(n->dev, n->inode),
+			     hl_group_match, n);
+		char *path = path_of(d->path, n->name);
+		if (!path)
+			return -ENOMEM;
+		if (g) {
+			int r = add_link(rs, g, path, n->type);
+			free(path);
+			return r;
+		}
+		g = calloc(1, sizeof(*g));
+		if (!g || map_add(&rs->groups, g, hl_group_hash) < 0) {
+			free(g);
+			free(path);
+			return -ENOMEM;
+		}
+		g->dev = n->dev;
+		g->inode = n->inode;
+		g->first = path;
+	}
+	if (n->type == STORE_NODE_FILE)
+		file_queue(rs, d, n, g);
+	else
+		special_restore(rs, d, n, g);
+	return 0;
+}
