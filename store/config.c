@@ -879,7 +879,9 @@ static int cfg_edit_insert(struct cfg_edit *e, const char *text, size_t len,
 	}
 	size_t indent = yaml_document_get_node(
 		d, m->data.mapping.pairs.start[0].key)->start_mark.column;
-	e->at = cfg_next_line(text, len, cfg_node_end(d, m));
+	/* a new section goes at the very end, after trailing comments; a
+	 * new key right after its section's last value */
+	e->at = sub ? len : cfg_next_line(text, len, cfg_node_end(d, m));
 	cfg_edit_line_start(e, text, len);
 	cfg_indent(&e->ins, indent);
 	cfg_printf(&e->ins, "%s:", key);

@@ -13,7 +13,9 @@
  * read-write lock held (for reading) across the sink call, so once
  * sd_log_set_sink() returns, no thread is still running the old sink and
  * its ctx may be freed. Readers run concurrently, so a slow sink does not
- * serialise unrelated threads beyond what the sink itself does.
+ * serialise unrelated threads beyond what the sink itself does. For the
+ * same reason a sink must not call sd_log_set_sink() (it would deadlock);
+ * calling sd_log() from a sink is fine.
  */
 #include <errno.h>
 #include <limits.h>

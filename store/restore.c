@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <search.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,74 +46,24 @@
 #define MAX_WORKERS 4
 #define PROGRESS_NS 100000000LL
 
-/* ---------------------------------------------------------------- maps */
-
-/* Open-addressing table of pointers to items that hold their own key. */
-struct map {
-	void **slot;
-	size_t cap, n;
-};
-
-static void *map_find(const struct map *m, uint64_t h,
-		      bool (*match)(const void *item, const void *key),
-		      const void *key)
-{
-	for (size_t i = h & (m->cap - 1); m->cap; i = (i + 1) & (m->cap - 1)) {
-		if (!m->slot[i])
-			return NULL;
-		if (match(m->slot[i], key))
-			return m->slot[i];
-	}
-	return NULL;
-}
-
-static void map_place(void **slot, size_t cap, void *item, uint64_t h)
-{
-	size_t i = h & (cap - 1);
-	while (slot[i])
-		i = (i + 1) & (cap - 1);
-	slot[i] = item;
-}
-
-static int map_add(struct map *m, void *item, uint64_t (*hash)(const void *))
-{
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		void **s = calloc(cap, sizeof(*s));
-		if (!s)
-			return -ENOMEM;
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->slot[i])
-				map_place(s, cap, m->slot[i], hash(m->slot[i]));
-		free(m->slot);
-		m->slot = s;
-		m->cap = cap;
-	}
-	map_place(m->slot, m->cap, item, hash(item));
-	m->n++;
-	return 0;
-}
-
+/* Trees of the first phase and of includes, kept for the second (tsearch
+ * on id); hard-link groups (tsearch on dev, inode). */
 struct cached_tree {
 	sd_id id;
 	struct store_tree *tree;
 };
 
-static uint64_t id_hash(const sd_id *id)
+static int cached_tree_cmp(const void *a, const void *b)
 {
-	uint64_t h;
-	memcpy(&h, id->b, sizeof(h)); /* ids are SHA-256: already uniform */
-	return h;
+	return sd_id_cmp(&((const struct cached_tree *)a)->id,
+			 &((const struct cached_tree *)b)->id);
 }
 
-static uint64_t cached_tree_hash(const void *item)
+static void cached_tree_free(void *p)
 {
-	return id_hash(&((const struct cached_tree *)item)->id);
-}
-
-static bool cached_tree_match(const void *item, const void *key)
-{
-	return sd_id_cmp(&((const struct cached_tree *)item)->id, key) == 0;
+	struct cached_tree *c = p;
+	store_tree_free(c->tree);
+	free(c);
 }
 
 /* One (dev, inode) of the selection with nlink > 1. */
@@ -122,24 +73,19 @@ struct hl_group {
 	atomic_int err;		/* why the first member failed, else 0 */
 };
 
-static uint64_t hl_key_hash(uint64_t dev, uint64_t inode)
+static int hl_group_cmp(const void *a, const void *b)
 {
-	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ inode;
-	h ^= h >> 29;
-	return h * 0xbf58476d1ce4e5b9ull;
+	const struct hl_group *x = a, *y = b;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->inode < y->inode ? -1 : x->inode > y->inode;
 }
 
-static uint64_t hl_group_hash(const void *item)
+static void hl_group_free(void *p)
 {
-	const struct hl_group *g = item;
-	return hl_key_hash(g->dev, g->inode);
-}
-
-static bool hl_group_match(const void *item, const void *key)
-{
-	const struct hl_group *g = item;
-	const struct store_node *n = key;
-	return g->dev == n->dev && g->inode == n->inode;
+	struct hl_group *g = p;
+	free(g->first);
+	free(g);
 }
 
 /* ---------------------------------------------------------------- state */
@@ -189,8 +135,8 @@ struct restore {
 	atomic_llong next_progress;
 
 	/* The walker's alone: */
-	struct map trees;	/* cached_tree: first phase and includes */
-	struct map groups;	/* hl_group */
+	void *trees;		/* tsearch root of cached_tree */
+	void *groups;		/* tsearch root of hl_group */
 	struct hl_link *links;
 	size_t nlinks, links_cap;
 	struct dir_meta *metas;
@@ -458,15 +404,16 @@ static void file_queue(struct restore *rs, struct rdir *d,
 
 /* ---------------------------------------------------------------- walker */
 
-/* A tree from the cache (borrowed, *owned false) or freshly loaded. */
+/* A tree from the cache (borrowed, *owned false) or freshly loaded; with
+ * cache, a loaded tree joins the cache. */
 static int tree_get(struct restore *rs, const sd_id *id, bool cache,
 		    struct store_tree **out, bool *owned)
 {
-	struct cached_tree *c = map_find(&rs->trees, id_hash(id),
-					 cached_tree_match, id);
+	struct cached_tree key = { .id = *id };
+	void **found = tfind(&key, &rs->trees, cached_tree_cmp);
 	*owned = false;
-	if (c) {
-		*out = c->tree;
+	if (found) {
+		*out = (*(struct cached_tree **)found)->tree;
 		return 0;
 	}
 	int r = store_tree_load(rs->repo, id, out);
@@ -474,11 +421,10 @@ static int tree_get(struct restore *rs, const sd_id *id, bool cache,
 		*owned = r == 0;
 		return r;
 	}
-	c = malloc(sizeof(*c));
+	struct cached_tree *c = malloc(sizeof(*c));
 	if (c) {
-		c->id = *id;
-		c->tree = *out;
-		if (map_add(&rs->trees, c, cached_tree_hash) == 0)
+		*c = (struct cached_tree){ *id, *out };
+		if (tsearch(c, &rs->trees, cached_tree_cmp))
 			return 0;
 		free(c);
 	}
@@ -666,24 +612,25 @@ static int node_restore(struct restore *rs, struct rdir *d,
 		return dir_restore(rs, d, n);
 	struct hl_group *g = NULL;
 	if (n->nlink > 1) {
-		g = map_find(&rs->groups, hl_key_hash(n->dev, n->inode),
-			     hl_group_match, n);
 		char *path = path_of(d->path, n->name);
-		if (!path)
-			return -ENOMEM;
+		g = path ? calloc(1, sizeof(*g)) : NULL;
+		void **slot = NULL;
 		if (g) {
-			int r = add_link(rs, g, path, n->type);
-			free(path);
-			return r;
+			g->dev = n->dev;
+			g->inode = n->inode;
+			slot = tsearch(g, &rs->groups, hl_group_cmp);
 		}
-		g = calloc(1, sizeof(*g));
-		if (!g || map_add(&rs->groups, g, hl_group_hash) < 0) {
+		if (!slot) {
 			free(g);
 			free(path);
 			return -ENOMEM;
 		}
-		g->dev = n->dev;
-		g->inode = n->inode;
+		if (*slot != g) { /* a later member: linked at the end */
+			free(g);
+			int r = add_link(rs, *slot, path, n->type);
+			free(path);
+			return r;
+		}
 		g->first = path;
 	}
 	if (n->type == STORE_NODE_FILE)
@@ -691,4 +638,455 @@ static int node_restore(struct restore *rs, struct rdir *d,
 	else
 		special_restore(rs, d, n, g);
 	return 0;
+}
+
+/* ---------------------------------------------------------------- selection */
+
+/* One include path, resolved: the node of every component, root first. */
+struct selection {
+	char *path;		/* normalised: "a/b/c" */
+	const struct store_node **chain;
+	size_t depth;
+};
+
+/* Drops empty and "." components and extra slashes. */
+static char *include_normalise(const char *in)
+{
+	char *out = malloc(strlen(in) + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	const char *p = in;
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		if (len > 0 && !(len == 1 && p[0] == '.')) {
+			if (o)
+				out[o++] = '/';
+			memcpy(out + o, p, len);
+			o += len;
+		}
+		p += len;
+		p += strspn(p, "/");
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int selection_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct selection *)a)->path,
+		      ((const struct selection *)b)->path);
+}
+
+/* Is path a or something inside it? */
+static bool path_within(const char *path, const char *a)
+{
+	size_t la = strlen(a);
+	return strncmp(path, a, la) == 0 && (path[la] == '/' || !path[la]);
+}
+
+static void selections_free(struct selection *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(s[i].path);
+		free(s[i].chain);
+	}
+	free(s);
+}
+
+/* Normalises the includes and keeps only the outermost of nested ones.
+ * *n is 0 when the whole snapshot is selected. */
+static int selections_make(const struct store_restore_options *o,
+			   struct selection **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (o->nincludes == 0)
+		return 0;
+	struct selection *s = calloc(o->nincludes, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	size_t k = 0;
+	bool all = false;
+	for (size_t i = 0; i < o->nincludes; i++) {
+		char *p = o->includes[i] ? include_normalise(o->includes[i])
+					 : NULL;
+		if (!p) {
+			selections_free(s, k);
+			return o->includes[i] ? -ENOMEM : SD_EUSAGE;
+		}
+		all = all || !*p;
+		s[k++].path = p;
+	}
+	if (all) {
+		selections_free(s, k);
+		return 0;
+	}
+	qsort(s, k, sizeof(*s), selection_cmp);
+	size_t kept = 0;
+	for (size_t i = 0; i < k; i++) {
+		bool inside = false;
+		for (size_t j = 0; j < kept && !inside; j++)
+			inside = path_within(s[i].path, s[j].path);
+		if (inside)
+			free(s[i].path);
+		else
+			s[kept++] = s[i];
+	}
+	*out = s;
+	*n = kept;
+	return 0;
+}
+
+/* Finds every component of s->path; SD_ENOTFOUND names the include. */
+static int selection_resolve(struct restore *rs, struct store_tree *root,
+			     struct selection *s)
+{
+	size_t depth = 1;
+	for (const char *p = s->path; *p; p++)
+		depth += *p == '/';
+	s->chain = calloc(depth, sizeof(*s->chain));
+	char *copy = strdup(s->path);
+	int r = -ENOMEM;
+	if (!s->chain || !copy)
+		goto out;
+	struct store_tree *t = root;
+	char *save = NULL;
+	r = 0;
+	for (char *c = strtok_r(copy, "/", &save); c;
+	     c = strtok_r(NULL, "/", &save)) {
+		const struct store_node *n = t ? store_tree_find(t, c) : NULL;
+		if (!n) {
+			report_warn(rs, s->path, SD_ENOTFOUND);
+			r = SD_ENOTFOUND;
+			goto out;
+		}
+		s->chain[s->depth++] = n;
+		t = NULL;
+		if (n->type == STORE_NODE_DIR && s->depth < depth) {
+			bool owned;
+			r = tree_get(rs, &n->subtree, true, &t, &owned);
+			if (r < 0)
+				goto out;
+		}
+	}
+out:
+	free(copy);
+	return r;
+}
+
+/* ---------------------------------------------------------------- first phase */
+
+static int conflict(struct restore *rs, const char *dpath, const char *name)
+{
+	char *p = path_of(dpath, name);
+	report_warn(rs, p ? p : dpath, SD_EEXIST);
+	free(p);
+	return SD_EEXIST;
+}
+
+/* SD_EEXIST (warned) when n or anything below it exists in dfd as a
+ * non-directory; directories present on both sides are walked. */
+static int precheck_node(struct restore *rs, int dfd, const char *dpath,
+			 const struct store_node *n)
+{
+	struct stat st;
+	if (fstatat(dfd, n->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (n->type != STORE_NODE_DIR || !S_ISDIR(st.st_mode))
+		return conflict(rs, dpath, n->name);
+	struct store_tree *t;
+	bool owned;
+	int r = tree_get(rs, &n->subtree, true, &t, &owned);
+	if (r == SD_ECORRUPT || r == SD_ENOTFOUND)
+		return 0; /* the second phase fails this directory, named */
+	if (r < 0)
+		return r;
+	int fd = openat(dfd, n->name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char *path = path_of(dpath, n->name);
+	r = path ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < t->n; i++)
+		r = precheck_node(rs, fd, path, &t->nodes[i]);
+	free(path);
+	close(fd);
+	return r;
+}
+
+static int precheck_selection(struct restore *rs, int tfd,
+			      const struct selection *s)
+{
+	int dfd = tfd, r = 0;
+	char *dpath = strdup(rs->o->target);
+	if (!dpath)
+		return -ENOMEM;
+	for (size_t i = 0; i + 1 < s->depth && r == 0; i++) {
+		const char *name = s->chain[i]->name;
+		struct stat st;
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = errno == ENOENT ? 1 : -errno;
+			break;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			r = conflict(rs, dpath, name);
+			break;
+		}
+		int fd = openat(dfd, name,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		char *p = path_of(dpath, name);
+		r = fd < 0 ? -errno : p ? 0 : -ENOMEM;
+		if (dfd != tfd)
+			close(dfd);
+		dfd = fd;
+		free(dpath);
+		dpath = p;
+		if (fd < 0 || !p)
+			break;
+	}
+	if (r == 0)
+		r = precheck_node(rs, dfd, dpath, s->chain[s->depth - 1]);
+	if (dfd >= 0 && dfd != tfd)
+		close(dfd);
+	free(dpath);
+	return r < 0 ? r : 0;
+}
+
+/* ---------------------------------------------------------------- second phase */
+
+/* Was the i-th parent of sel[k] made for an earlier selection? */
+static bool parent_made(const struct selection *sel, size_t k, size_t i)
+{
+	for (size_t t = 0; t < k; t++) {
+		if (sel[t].depth <= i + 1)
+			continue;
+		size_t j = 0;
+		while (j <= i && sel[t].chain[j] == sel[k].chain[j])
+			j++;
+		if (j > i)
+			return true;
+	}
+	return false;
+}
+
+/* Creates the parents of the selected node sel[k] with their stored
+ * metadata (once when includes share them), then restores the node. */
+static int selection_restore(struct restore *rs, struct rdir *root,
+			     const struct selection *sel, size_t k)
+{
+	const struct selection *s = &sel[k];
+	struct rdir *cur = root;
+	atomic_fetch_add(&root->refs, 1);
+	int r = 0;
+	for (size_t i = 0; i + 1 < s->depth; i++) {
+		const struct store_node *n = s->chain[i];
+		char *path = path_of(cur->path, n->name);
+		int fd = path ? dir_make(rs, cur->fd, n->name) : -ENOMEM;
+		if (fd < 0) {
+			if (path)
+				item_fail(rs, path, NULL, fd);
+			free(path);
+			r = path ? 0 : fd;
+			goto out;
+		}
+		if (!parent_made(sel, k, i)) {
+			r = meta_record(rs, path, n);
+			atomic_fetch_add(&rs->dirs, r == 0);
+		}
+		struct rdir *d = r == 0 ? rdir_new(fd, path, NULL, false) : NULL;
+		if (!d) {
+			close(fd);
+			free(path);
+			r = -ENOMEM;
+			goto out;
+		}
+		rdir_put(cur);
+		cur = d;
+	}
+	r = node_restore(rs, cur, s->chain[s->depth - 1]);
+out:
+	rdir_put(cur);
+	return r;
+}
+
+static void links_make(struct restore *rs)
+{
+	for (size_t i = 0; i < rs->nlinks && !atomic_load(&rs->fatal); i++) {
+		const struct hl_link *l = &rs->links[i];
+		int r = atomic_load(&l->group->err);
+		if (r == 0 && rs->o->overwrite && unlink(l->path) < 0 &&
+		    errno != ENOENT)
+			r = -errno;
+		if (r == 0 && link(l->group->first, l->path) < 0)
+			r = -errno;
+		if (r < 0)
+			item_fail(rs, l->path, NULL, r);
+		else if (l->type == STORE_NODE_FILE)
+			atomic_fetch_add(&rs->files, 1);
+		else
+			atomic_fetch_add(&rs->others, 1);
+	}
+}
+
+static void metas_apply(struct restore *rs)
+{
+	for (size_t i = rs->nmetas; i-- > 0;) {
+		const struct dir_meta *m = &rs->metas[i];
+		int r = meta_apply(rs, -1, AT_FDCWD, NULL, m->path, &m->node);
+		if (r < 0)
+			item_fail(rs, m->path, NULL, r);
+	}
+}
+
+static int workers_start(struct restore *rs)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int want = cpus < 2 ? 2 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
+	for (; rs->nthreads < want; rs->nthreads++) {
+		int r = pthread_create(&rs->threads[rs->nthreads], NULL,
+				       restore_worker, rs);
+		if (r != 0)
+			return rs->nthreads > 0 ? 0 : -r;
+	}
+	return 0;
+}
+
+static void workers_stop(struct restore *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	rs->closing = true;
+	pthread_cond_broadcast(&rs->not_empty);
+	pthread_mutex_unlock(&rs->lock);
+	for (int i = 0; i < rs->nthreads; i++)
+		pthread_join(rs->threads[i], NULL);
+	rs->nthreads = 0;
+}
+
+static void restore_cleanup(struct restore *rs)
+{
+	tdestroy(rs->trees, cached_tree_free);
+	tdestroy(rs->groups, hl_group_free);
+	for (size_t i = 0; i < rs->nlinks; i++)
+		free(rs->links[i].path);
+	free(rs->links);
+	for (size_t i = 0; i < rs->nmetas; i++) {
+		free(rs->metas[i].path);
+		store_node_clear(&rs->metas[i].node);
+	}
+	free(rs->metas);
+	pthread_mutex_destroy(&rs->lock);
+	pthread_mutex_destroy(&rs->report_lock);
+	pthread_cond_destroy(&rs->not_empty);
+	pthread_cond_destroy(&rs->not_full);
+}
+
+/* Opens the target, creating it when missing; *fresh tells which. */
+static int target_open(const char *target, bool *fresh)
+{
+	struct stat st;
+	*fresh = stat(target, &st) < 0 && errno == ENOENT;
+	if (*fresh) {
+		int r = store_mkdir_p(target, 0700);
+		if (r < 0)
+			return r;
+	}
+	int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int restore_walk(struct restore *rs, struct rdir *root,
+			const struct selection *sel, size_t nsel)
+{
+	int r = 0;
+	if (nsel == 0)
+		for (size_t i = 0; i < root->tree->n && r == 0 &&
+				   !atomic_load(&rs->fatal); i++)
+			r = node_restore(rs, root, &root->tree->nodes[i]);
+	for (size_t i = 0; i < nsel && r == 0 && !atomic_load(&rs->fatal); i++)
+		r = selection_restore(rs, root, sel, i);
+	return r;
+}
+
+int store_restore_run(struct store_repo *r, const struct store_restore_options *o,
+		      struct store_restore_result *out)
+{
+	struct store_restore_result dummy;
+	if (!out)
+		out = &dummy;
+	memset(out, 0, sizeof(*out));
+	if (!r || !o || !o->snapshot || !o->target || !o->target[0] ||
+	    (o->nincludes && !o->includes))
+		return SD_EUSAGE;
+	struct restore rs = { .repo = r, .o = o };
+	pthread_mutex_init(&rs.lock, NULL);
+	pthread_mutex_init(&rs.report_lock, NULL);
+	pthread_cond_init(&rs.not_empty, NULL);
+	pthread_cond_init(&rs.not_full, NULL);
+	struct selection *sel = NULL;
+	size_t nsel = 0;
+	struct rdir *root = NULL;
+	int tfd = -1;
+
+	int rc = selections_make(o, &sel, &nsel);
+	if (rc < 0)
+		goto out;
+	struct store_tree *root_tree;
+	bool owned;
+	rc = tree_get(&rs, &o->snapshot->tree, true, &root_tree, &owned);
+	for (size_t i = 0; i < nsel && rc == 0; i++)
+		rc = selection_resolve(&rs, root_tree, &sel[i]);
+	if (rc < 0)
+		goto out;
+
+	bool fresh;
+	rc = tfd = target_open(o->target, &fresh);
+	if (rc < 0)
+		goto out;
+	if (!fresh && !o->overwrite) {
+		for (size_t i = 0; i < root_tree->n && nsel == 0 && rc == 0; i++)
+			rc = precheck_node(&rs, tfd, o->target,
+					   &root_tree->nodes[i]);
+		for (size_t i = 0; i < nsel && rc == 0; i++)
+			rc = precheck_selection(&rs, tfd, &sel[i]);
+		if (rc < 0)
+			goto out;
+	}
+
+	char *tpath = strdup(o->target);
+	root = tpath ? rdir_new(tfd, tpath, root_tree, false) : NULL;
+	if (!root) {
+		free(tpath);
+		rc = -ENOMEM;
+		goto out;
+	}
+	tfd = -1;
+	rc = workers_start(&rs);
+	if (rc < 0)
+		goto out;
+	rc = restore_walk(&rs, root, sel, nsel);
+	if (rc < 0) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&rs.fatal, &zero, rc);
+	}
+	workers_stop(&rs);
+	links_make(&rs);
+	metas_apply(&rs);
+	report_progress(&rs, true);
+	rc = atomic_load(&rs.fatal);
+	if (rc == 0 && atomic_load(&rs.failed))
+		rc = SD_EPARTIAL;
+out:
+	workers_stop(&rs);
+	rdir_put(root);
+	if (tfd >= 0)
+		close(tfd);
+	out->files = atomic_load(&rs.files);
+	out->dirs = atomic_load(&rs.dirs);
+	out->others = atomic_load(&rs.others);
+	out->bytes = atomic_load(&rs.bytes);
+	out->failed = atomic_load(&rs.failed);
+	selections_free(sel, nsel);
+	restore_cleanup(&rs);
+	return rc;
 }
