@@ -360,6 +360,19 @@ bool fs_dirbuf_add(struct fs_dirbuf *d, const char *name,
 /* Sends the buffer (or err when < 0) and frees it. */
 void fs_dirbuf_reply(struct fs_dirbuf *d, int err);
 
+/* ---------------------------------------------------------------- mountpoint.c */
+
+/* realpath of the parent plus the last component, without touching the
+ * mountpoint itself (it may be a dead FUSE mount). */
+int fs_path_canonical(const char *path, char *out, size_t len, char *errbuf,
+		      size_t errlen);
+/* 1 and the type when something is mounted at canon, 0 when not. */
+int fs_mount_lookup(const char *canon, char *fstype, size_t len);
+/* The checks of fs_mount_run (missing, not a directory, busy, not empty),
+ * replacing a stale FUSE mount; canon gets the canonical path. */
+int fs_mountpoint_prepare(const char *mountpoint, char *canon, size_t len,
+			  char *errbuf, size_t errlen);
+
 /* ---------------------------------------------------------------- shared by the areas */
 
 /* snapshot_ops.c: looks up (counting one) the root of backup point s,
@@ -371,8 +384,5 @@ mode_t fs_node_type_mode(const struct store_node *n);
 
 /* virtual.c: the .snapdraft/ entries for top_ops.c's root. */
 void fs_virtual_register(struct fs *fs);
-
-/* server.c: the log sink's idea of now, for the generated files. */
-double fs_now(void);
 
 #endif

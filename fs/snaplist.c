@@ -411,6 +411,9 @@ static void invalidate(struct fs *fs, const struct fs_snaps *was,
 	fuse_lowlevel_notify_inval_inode(se, FS_INO_IDS, 0, 0);
 	fuse_lowlevel_notify_inval_inode(se, FS_INO_LATEST, 0, 0);
 	fuse_lowlevel_notify_inval_inode(se, FS_INO_ROOT, -1, 0);
+	if (now->n == 0)
+		fuse_lowlevel_notify_inval_entry(se, FS_INO_ROOT, "latest",
+						 strlen("latest"));
 	for (i = 0; was && i < was->n; i++) {
 		const struct fs_snap *s = was->v[i];
 		const struct fs_snap *t = fs_snaps_find_id(now, &s->id);

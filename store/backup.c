@@ -270,7 +270,7 @@ static bool same_file(const struct store_node *n, const struct store_node *p)
 /* Reads a regular file's content into extents. A negative return that is
  * not -ENOMEM means "warn and skip this file". */
 static int file_read(struct backup *b, int dirfd, const char *name,
-		     struct store_node *n)
+		     uint64_t inode, struct store_node *n)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
 	if (fd < 0 && errno == EPERM)
@@ -283,7 +283,7 @@ static int file_read(struct backup *b, int dirfd, const char *name,
 		r = -errno;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_ino != n->inode) {
+	if (!S_ISREG(st.st_mode) || st.st_ino != inode) {
 		r = -ENOENT; /* replaced between readdir and open */
 		goto out;
 	}
@@ -376,31 +376,39 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 	case STORE_NODE_FILE: {
 		b->sum.files++;
 		b->sum.bytes += n->size;
+		bool unchanged = !b->o->force_read && same_file(n, pnode);
+		if (unchanged)
+			b->sum.files_unchanged++;
+		else if (pnode)
+			b->sum.files_changed++;
+		else
+			b->sum.files_new++;
+		/* A second name of an inode read in this backup shares its
+		 * content; its own xattrs are the inode's, read again. */
 		struct hardlink *h = n->nlink > 1 ?
 			hardlink_find(b, n->dev, n->inode) : NULL;
-		if (h)
+		if (h) {
 			r = store_node_extents_copy(n, h->extents, h->nextents);
-		if (!h && !b->o->force_read && same_file(n, pnode)) {
-			b->sum.files_unchanged++;
-			r = store_node_extents_copy(n, pnode->extents, pnode->nextents);
+			if (r == 0)
+				r = store_node_xattrs_read(-1, b->path, n);
+			return r;
+		}
+		if (unchanged) {
+			r = store_node_extents_copy(n, pnode->extents,
+						    pnode->nextents);
 			if (r == 0)
 				r = store_node_xattrs_copy(n, pnode);
-		} else if (!h) {
-			if (pnode)
-				b->sum.files_changed++;
-			else
-				b->sum.files_new++;
+		} else {
+			uint64_t inode = n->inode;
 			node_reset(n);
-			r = file_read(b, dirfd, name, n);
+			r = file_read(b, dirfd, name, inode, n);
 			if (r < 0 && r != -ENOMEM) {
 				backup_warn(b, b->path, r);
 				*skip = true;
 				return 0;
 			}
-		} else if (r == 0) {
-			r = store_node_xattrs_read(-1, b->path, n);
 		}
-		if (r == 0 && n->nlink > 1 && !h)
+		if (r == 0 && n->nlink > 1)
 			r = hardlink_remember(b, n);
 		return r;
 	}

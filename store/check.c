@@ -46,9 +46,11 @@ struct pack_info {
 struct bad_blob {
 	sd_id id;
 	char *what;		/* the problem, without its users */
-	char *uses[MAX_USES];
+	char *uses[MAX_USES];	/* "snapshot X (time): path", or "path" for
+				   the next ones of the same snapshot */
 	size_t nuses;
 	uint64_t more;		/* users beyond MAX_USES */
+	const struct store_snapshot *last_snap;
 };
 
 struct check {
@@ -243,8 +245,8 @@ static int data_blob_check(struct check *c, const struct store_extent *x)
 	sd_id_hex(&x->id, bh);
 	r = store_index_get(c->repo->index, &x->id, &e, &pack);
 	if (r == SD_ENOTFOUND)
-		return bad_add(c, &x->id, "data blob %s is not in the index "
-			       "(nor, then, in any indexed pack)", bh);
+		return bad_add(c, &x->id, "data blob %s is not in the index",
+			       bh);
 	if (r < 0)
 		return r;
 	if (e.type != STORE_BLOB_DATA || e.plain_len != x->length)
@@ -316,8 +318,9 @@ static int buf_reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-/* Verifies one blob of a pack that was read whole; 1 when the index
- * places it in this pack exactly as the trailer does. */
+/* Verifies one blob of a pack that was read whole, and that the index
+ * agrees with the trailer about it; 1 when the index places it in this
+ * pack. */
 static int blob_verify(struct check *c, const struct pack_info *p,
 		       const uint8_t *data, const struct store_pack_entry *e,
 		       struct verify_buf *vb)
@@ -360,7 +363,7 @@ static int blob_verify(struct check *c, const struct pack_info *p,
 	r = bad_add(c, &e->id, "the index entry of blob %s disagrees with "
 		    "the trailer of pack %s (run 'snapdraft repair "
 		    "--rebuild-index')", bh, ph);
-	return r < 0 ? r : 0;
+	return r < 0 ? r : 1;
 }
 
 static int pack_verify(struct check *c, struct pack_info *p,
@@ -396,25 +399,27 @@ static int pack_verify(struct check *c, struct pack_info *p,
 		return r;
 	if (r < 0) {
 		p->lost = true;
-		pack_problem(c, "pack %s: its trailer is damaged (%s); the "
+		pack_problem(c, "pack %s: its trailer is damaged%s%s%s; the "
 			     "blobs it holds are checked through the index",
-			     ph, sd_strerror(r));
+			     ph, r == SD_ECORRUPT ? "" : " (",
+			     r == SD_ECORRUPT ? "" : sd_strerror(r),
+			     r == SD_ECORRUPT ? "" : ")");
 		return 0;
 	}
-	uint64_t agreed = 0;
+	uint64_t listed = 0;
 	for (size_t i = 0; i < n; i++) {
 		r = blob_verify(c, p, vb->pack, &e[i], vb);
 		if (r < 0)
 			break;
-		agreed += (uint64_t)r;
+		listed += (uint64_t)r;
 		r = 0;
 	}
 	free(e);
-	if (r == 0 && agreed != p->indexed)
+	if (r == 0 && listed != p->indexed)
 		pack_problem(c, "pack %s: %llu index entries point into it "
-			     "that its trailer does not list (run 'snapdraft "
-			     "repair --rebuild-index')", ph,
-			     (unsigned long long)(p->indexed - agreed));
+			     "for blobs its trailer does not list (run "
+			     "'snapdraft repair --rebuild-index')", ph,
+			     (unsigned long long)(p->indexed - listed));
 	return r;
 }
 
@@ -524,4 +529,269 @@ static int read_data(struct check *c)
 	for (size_t i = 0; i < c->npacks; i++)
 		lost = lost || c->packs[i].lost;
 	return lost ? lost_packs_verify(c) : 0;
+}
+
+/* ---------------------------------------------------------------- users */
+
+struct pathbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static int path_push(struct pathbuf *p, const char *name, size_t *saved)
+{
+	size_t n = strlen(name), need = p->len + n + 2;
+	*saved = p->len;
+	if (need > p->cap) {
+		size_t cap = need * 2;
+		char *s = realloc(p->s, cap);
+		if (!s)
+			return -ENOMEM;
+		p->s = s;
+		p->cap = cap;
+	}
+	if (p->len)
+		p->s[p->len++] = '/';
+	memcpy(p->s + p->len, name, n + 1);
+	p->len += n;
+	return 0;
+}
+
+static void path_pop(struct pathbuf *p, size_t saved)
+{
+	p->len = saved;
+	if (p->s)
+		p->s[saved] = '\0';
+}
+
+struct users_walk {
+	struct check *c;
+	const struct store_snapshot *snap;
+	struct store_idset *clean;	/* trees without bad blobs below */
+	struct pathbuf path;
+};
+
+static struct bad_blob *bad_find(const struct check *c, const sd_id *id)
+{
+	if (!store_idset_has(c->bad_set, id))
+		return NULL;
+	return bsearch(id, c->bad, c->nbad, sizeof(*c->bad), id_cmp_void);
+}
+
+/* Records that the current path uses b. */
+static int use_add(struct users_walk *w, struct bad_blob *b)
+{
+	if (b->nuses == MAX_USES) {
+		b->more++;
+		return 0;
+	}
+	char hex[SD_ID_HEX_LEN + 1], when[32];
+	sd_id_hex(&w->snap->id, hex);
+	store_time_format(w->snap->time_ns, when);
+	const char *path = w->path.len ? w->path.s : "/";
+	char *u = NULL;
+	int n = b->last_snap == w->snap
+			? asprintf(&u, "%s", path)
+			: asprintf(&u, "snapshot %.8s (%s): %s", hex, when, path);
+	if (n < 0)
+		return -ENOMEM;
+	b->uses[b->nuses++] = u;
+	b->last_snap = w->snap;
+	return 0;
+}
+
+/* 1 when the tree holds a bad blob somewhere below, 0 when clean. */
+static int users_tree(struct users_walk *w, const sd_id *id)
+{
+	if (store_idset_has(w->clean, id))
+		return 0;
+	struct bad_blob *b = bad_find(w->c, id);
+	if (b)
+		return use_add(w, b) < 0 ? -ENOMEM : 1;
+	struct store_tree *t;
+	int r = store_tree_load(w->c->repo, id, &t);
+	if (r < 0)
+		return r == -ENOMEM ? r : 1;
+	int dirty = 0;
+	for (size_t i = 0; i < t->n && r == 0; i++) {
+		const struct store_node *n = &t->nodes[i];
+		size_t saved;
+		r = path_push(&w->path, n->name, &saved);
+		for (uint32_t k = 0; k < n->nextents && r == 0; k++) {
+			b = bad_find(w->c, &n->extents[k].id);
+			if (!b)
+				continue;
+			dirty = 1;
+			/* several extents of one file: one use */
+			bool again = false;
+			for (uint32_t j = 0; j < k && !again; j++)
+				again = sd_id_cmp(&n->extents[j].id,
+						  &n->extents[k].id) == 0;
+			if (!again)
+				r = use_add(w, b);
+		}
+		if (r == 0 && n->type == STORE_NODE_DIR) {
+			r = users_tree(w, &n->subtree);
+			dirty |= r > 0;
+			r = r > 0 ? 0 : r;
+		}
+		path_pop(&w->path, saved);
+	}
+	store_tree_free(t);
+	if (r < 0)
+		return r;
+	if (!dirty)
+		r = store_idset_add(w->clean, id);
+	return r < 0 ? r : dirty;
+}
+
+static int bad_report(struct check *c)
+{
+	qsort(c->bad, c->nbad, sizeof(*c->bad), id_cmp_void);
+	struct users_walk w = { .c = c };
+	int r = store_idset_new(&w.clean);
+	for (size_t i = 0; i < c->nsnaps && r == 0; i++) {
+		w.snap = &c->snaps[i];
+		r = users_tree(&w, &c->snaps[i].tree);
+		r = r > 0 ? 0 : r;
+	}
+	store_idset_free(w.clean);
+	free(w.path.s);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < c->nbad; i++) {
+		const struct bad_blob *b = &c->bad[i];
+		size_t len = strlen(b->what) + 64;
+		for (size_t k = 0; k < b->nuses; k++)
+			len += strlen(b->uses[k]) + 2;
+		char *line = malloc(len), *p = line;
+		if (!line)
+			return -ENOMEM;
+		p += sprintf(p, "%s; ", b->what);
+		if (b->nuses == 0)
+			p += sprintf(p, "not used by any snapshot");
+		else
+			p += sprintf(p, "used by ");
+		for (size_t k = 0; k < b->nuses; k++)
+			p += sprintf(p, "%s%s", k ? ", " : "", b->uses[k]);
+		if (b->more)
+			sprintf(p, " and %llu more", (unsigned long long)b->more);
+		c->out->problems++;
+		if (c->o->problem)
+			c->o->problem(line, c->o->ctx);
+		free(line);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+static void check_free(struct check *c)
+{
+	free(c->packs);
+	store_snapshot_list_free(c->snaps, c->nsnaps);
+	store_idset_free(c->trees_seen);
+	store_idset_free(c->blobs_seen);
+	store_idset_free(c->bad_set);
+	for (size_t i = 0; i < c->nbad; i++) {
+		free(c->bad[i].what);
+		for (size_t k = 0; k < c->bad[i].nuses; k++)
+			free(c->bad[i].uses[k]);
+	}
+	free(c->bad);
+	pthread_mutex_destroy(&c->lock);
+}
+
+int store_check_run(struct store_repo *r, const struct store_check_options *o,
+		    struct store_check_result *out)
+{
+	static const struct store_check_options none;
+	struct store_check_result dummy;
+	if (!out)
+		out = &dummy;
+	memset(out, 0, sizeof(*out));
+	if (!r)
+		return SD_EUSAGE;
+	struct check c = { .repo = r, .o = o ? o : &none, .out = out };
+	pthread_mutex_init(&c.lock, NULL);
+	int rc = store_idset_new(&c.trees_seen);
+	if (rc == 0)
+		rc = store_idset_new(&c.blobs_seen);
+	if (rc == 0)
+		rc = store_idset_new(&c.bad_set);
+	if (rc == 0)
+		rc = packs_list(&c);
+	out->packs = c.npacks;
+	if (rc == 0)
+		rc = store_snapshot_list(r, &c.snaps, &c.nsnaps);
+	out->snapshots = c.nsnaps;
+	if (rc == 0)
+		rc = store_index_foreach(r->index, index_entry_visit, &c);
+	for (size_t i = 0; i < c.nsnaps && rc == 0; i++)
+		rc = tree_check(&c, &c.snaps[i].tree);
+	if (rc == 0 && c.o->read_data)
+		rc = read_data(&c);
+	if (rc < 0)
+		goto out;
+	uint64_t unused = 0;
+	for (size_t i = 0; i < c.npacks; i++)
+		unused += c.packs[i].indexed == 0;
+	if (unused)
+		sd_log(SD_LOG_INFO, "%llu packs are not referenced by the "
+		       "index (left by an interrupted backup; prune removes "
+		       "them)", (unsigned long long)unused);
+	if (c.nbad)
+		rc = bad_report(&c);
+	if (rc == 0 && out->problems)
+		rc = SD_ECORRUPT;
+out:
+	check_free(&c);
+	return rc;
+}
+
+int store_repair_rebuild_index(struct store_repo *r,
+			       const struct store_check_options *o,
+			       struct store_check_result *out)
+{
+	static const struct store_check_options none;
+	struct store_check_result dummy;
+	if (!out)
+		out = &dummy;
+	memset(out, 0, sizeof(*out));
+	if (!r || r->lock_fd < 0)
+		return SD_EUSAGE;
+	struct check c = { .repo = r, .o = o ? o : &none, .out = out };
+	pthread_mutex_init(&c.lock, NULL);
+	uint64_t skipped = 0;
+	int rc = packs_list(&c);
+	out->packs = c.npacks;
+	if (rc == 0)
+		rc = store_index_clear(r->index);
+	for (size_t i = 0; i < c.npacks && rc == 0; i++) {
+		struct store_pack_entry *e = NULL;
+		size_t n = 0;
+		int t = store_backend_read_trailer(r->backend, &c.packs[i].id,
+						   &e, &n);
+		if (t == -ENOMEM) {
+			rc = t;
+			break;
+		}
+		if (t < 0) {
+			char ph[SD_ID_HEX_LEN + 1];
+			sd_id_hex(&c.packs[i].id, ph);
+			pack_problem(&c, "pack %s: its trailer cannot be read "
+				     "(%s); skipped, its blobs are not indexed",
+				     ph, sd_strerror(t));
+			skipped++;
+			continue;
+		}
+		rc = store_index_add_pack(r->index, &c.packs[i].id, e, n);
+		free(e);
+		out->blobs += n;
+		progress(&c, i + 1, c.npacks, i + 1 == c.npacks);
+	}
+	if (rc == 0 && skipped)
+		rc = SD_EPARTIAL;
+	check_free(&c);
+	return rc;
 }

@@ -56,22 +56,26 @@ struct cfg_section {
 	const char *help;
 	const struct cfg_key *keys;
 	size_t nkeys;
-	/* Sections of user-chosen names instead of keys: */
+	/* A section of user-chosen names instead of keys: one callback
+	 * per pair, one that renders them all ("\n  name: value" each,
+	 * returning how many) and one that frees them. */
 	int (*load_entry)(struct cfg_load *l, yaml_node_t *key,
 			  yaml_node_t *value);
-	void (*render_entries)(const struct store_config *c,
-			       struct cfg_buf *b);
-	size_t count_offset;	/* of the size_t entry count */
+	size_t (*render_entries)(const struct store_config *c,
+				 struct cfg_buf *b);
+	void (*free_entries)(struct store_config *c);
 	const char *example;	/* commented lines for the default file */
 };
 
 static bool cfg_duration_ok(const char *s);
 static int cfg_source_load(struct cfg_load *l, yaml_node_t *key,
 			   yaml_node_t *value);
-static void cfg_sources_render(const struct store_config *c,
-			       struct cfg_buf *b);
+static size_t cfg_sources_render(const struct store_config *c,
+				 struct cfg_buf *b);
+static void cfg_sources_free(struct store_config *c);
 
 #define CFG_OFF(field) offsetof(struct store_config, field)
+#define CFG_NKEYS(keys) (sizeof(keys) / sizeof(*(keys)))
 #define CFG_KEEP(field, d, h) \
 	{ #field, CFG_INT, CFG_OFF(retention.field), 0, 0, INT_MAX, d, \
 	  NULL, NULL, h }
@@ -79,14 +83,17 @@ static void cfg_sources_render(const struct store_config *c,
 static const struct cfg_key cfg_backup_keys[] = {
 	{ "exclude", CFG_LIST, CFG_OFF(excludes), CFG_OFF(nexcludes), 0, 0, 0,
 	  NULL, NULL,
-	  "Glob patterns (fnmatch) of paths to leave out, e.g. [\"*.tmp\", .cache]" },
+	  "Glob patterns (fnmatch) of paths to leave out,\n"
+	  "e.g. [\"*.tmp\", .cache]" },
 	{ "compression_level", CFG_INT, CFG_OFF(compression_level), 0, 1, 19,
 	  3, NULL, NULL, "zstd level: 1 (fast) to 19 (small)" },
 };
 
 static const struct cfg_key cfg_retention_keys[] = {
 	CFG_KEEP(keep_last, 0, "The newest N points"),
-	CFG_KEEP(keep_hourly, 24, "The newest point of each of the last N hours"),
+	CFG_KEEP(keep_hourly, 24,
+		 "The newest point of each of the last N hours; likewise\n"
+		 "days, weeks, months and years below"),
 	CFG_KEEP(keep_daily, 30, NULL),
 	CFG_KEEP(keep_weekly, 12, NULL),
 	CFG_KEEP(keep_monthly, 12, NULL),
@@ -100,18 +107,16 @@ static const struct cfg_section cfg_sections[] = {
 	{ "sources",
 	  "What to back up: a name (its folder in every backup point) and a\n"
 	  "directory or file, absolute or ~/...",
-	  NULL, 0, cfg_source_load, cfg_sources_render, CFG_OFF(nsources),
+	  NULL, 0, cfg_source_load, cfg_sources_render, cfg_sources_free,
 	  "content: ~/blog/content\nsite: ~/blog/hugo.toml" },
-	{ "backup", NULL, cfg_backup_keys,
-	  sizeof(cfg_backup_keys) / sizeof(*cfg_backup_keys), NULL, NULL, 0,
-	  NULL },
+	{ "backup", NULL, cfg_backup_keys, CFG_NKEYS(cfg_backup_keys), NULL,
+	  NULL, NULL, NULL },
 	{ "retention",
 	  "How many backup points `forget` keeps (0: none by that rule)",
-	  cfg_retention_keys,
-	  sizeof(cfg_retention_keys) / sizeof(*cfg_retention_keys), NULL,
-	  NULL, 0, NULL },
+	  cfg_retention_keys, CFG_NKEYS(cfg_retention_keys), NULL, NULL, NULL,
+	  NULL },
 };
-#define CFG_NSECTIONS (sizeof(cfg_sections) / sizeof(*cfg_sections))
+#define CFG_NSECTIONS CFG_NKEYS(cfg_sections)
 
 #define CFG_FIELD(c, k, T) ((T *)((char *)(c) + (k)->offset))
 #define CFG_COUNT(c, off) ((size_t *)((char *)(c) + (off)))
@@ -150,9 +155,8 @@ static bool cfg_duration_ok(const char *s)
 	return true;
 }
 
-static void cfg_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void cfg_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+cfg_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 {
 	if (!errbuf || errlen == 0)
 		return;
@@ -170,10 +174,11 @@ struct cfg_buf {
 	bool failed;
 };
 
-static void cfg_put(struct cfg_buf *b, const char *s, size_t n)
+/* Room for n more bytes and a NUL; false (and failed set) if none. */
+static bool cfg_reserve(struct cfg_buf *b, size_t n)
 {
 	if (b->failed)
-		return;
+		return false;
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n + 1)
@@ -181,11 +186,18 @@ static void cfg_put(struct cfg_buf *b, const char *s, size_t n)
 		char *p = realloc(b->p, cap);
 		if (!p) {
 			b->failed = true;
-			return;
+			return false;
 		}
 		b->p = p;
 		b->cap = cap;
 	}
+	return true;
+}
+
+static void cfg_put(struct cfg_buf *b, const char *s, size_t n)
+{
+	if (!cfg_reserve(b, n))
+		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -196,19 +208,23 @@ static void cfg_puts(struct cfg_buf *b, const char *s)
 	cfg_put(b, s, strlen(s));
 }
 
-static void cfg_printf(struct cfg_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void cfg_printf(struct cfg_buf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void
+cfg_printf(struct cfg_buf *b, const char *fmt, ...)
 {
-	char tmp[256];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
+	if (n < 0) {
 		b->failed = true;
-	else
-		cfg_put(b, tmp, (size_t)n);
+		return;
+	}
+	if (!cfg_reserve(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }
 
 static void cfg_indent(struct cfg_buf *b, size_t n)
@@ -284,16 +300,25 @@ static void cfg_comment(struct cfg_buf *b, size_t indent, const char *text)
 	}
 }
 
-static void cfg_sources_render(const struct store_config *c,
-			       struct cfg_buf *b)
+static size_t cfg_sources_render(const struct store_config *c,
+				 struct cfg_buf *b)
 {
 	for (size_t i = 0; i < c->nsources; i++) {
-		cfg_puts(b, "  ");
+		cfg_puts(b, "\n  ");
 		cfg_scalar(b, c->sources[i].name);
 		cfg_puts(b, ": ");
 		cfg_scalar(b, c->sources[i].path);
-		cfg_puts(b, "\n");
 	}
+	return c->nsources;
+}
+
+static void cfg_sources_free(struct store_config *c)
+{
+	for (size_t i = 0; i < c->nsources; i++) {
+		free(c->sources[i].name);
+		free(c->sources[i].path);
+	}
+	free(c->sources);
 }
 
 static void cfg_key_render(const struct store_config *c,
@@ -326,9 +351,9 @@ static int cfg_render(const struct store_config *c, bool help, char **out)
 	struct cfg_buf b = { 0 };
 	if (help)
 		cfg_comment(&b, 0,
-			    "snapdraft configuration. Every key is optional and "
-			    "shown with its default;\n`snapdraft config` prints "
-			    "the effective values.");
+			    "snapdraft configuration. Every key is optional "
+			    "and shown with its\ndefault; `snapdraft config` "
+			    "prints the effective values.");
 	for (size_t i = 0; i < CFG_NSECTIONS; i++) {
 		const struct cfg_section *s = &cfg_sections[i];
 		if (help) {
@@ -337,11 +362,11 @@ static int cfg_render(const struct store_config *c, bool help, char **out)
 				cfg_comment(&b, 0, s->help);
 		}
 		if (s->render_entries) {
-			size_t n = *CFG_COUNT(c, s->count_offset);
-			cfg_printf(&b, "%s:%s\n", s->name,
-				   n || help ? "" : " {}");
-			s->render_entries(c, &b);
-			if (help && n == 0 && s->example)
+			cfg_printf(&b, "%s:", s->name);
+			bool none = s->render_entries(c, &b) == 0;
+			/* null, not {}: `config set` can add lines under it */
+			cfg_puts(&b, none && !help ? " {}\n" : "\n");
+			if (help && none && s->example)
 				cfg_comment(&b, 2, s->example);
 			continue;
 		}
@@ -370,10 +395,8 @@ struct cfg_load {
 	size_t errlen;
 };
 
-static int cfg_error(struct cfg_load *l, const yaml_node_t *at,
-		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int cfg_error(struct cfg_load *l, const yaml_node_t *at,
-		     const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int
+cfg_error(struct cfg_load *l, const yaml_node_t *at, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -406,7 +429,7 @@ static bool cfg_key_is(const yaml_node_t *n, const char *s, size_t len)
 	       n->data.scalar.length == len && !memcmp(cfg_text(n), s, len);
 }
 
-/* A scalar's text for messages: short, and "a list" for what is not one. */
+/* A node as messages show it: a scalar's text, or what kind it is. */
 static const char *cfg_shown(const yaml_node_t *n)
 {
 	if (n->type == YAML_SEQUENCE_NODE)
@@ -458,20 +481,17 @@ static int cfg_source_load(struct cfg_load *l, yaml_node_t *key,
 		if (!strcmp(c->sources[i].name, name))
 			return cfg_error(l, key, "sources: duplicate name '%s'",
 					 name);
-	if (!cfg_is_text(value) || cfg_is_null(value))
-		return cfg_error(l, value,
-				 "sources.%s: expected an absolute path or "
-				 "~/..., got '%s'", name, cfg_shown(value));
-	char *path;
-	int r = cfg_expand_path(cfg_text(value), &path);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
+	char *path = NULL;
+	int r = SD_EUSAGE;
+	if (cfg_is_text(value) && !cfg_is_null(value))
+		r = cfg_expand_path(cfg_text(value), &path);
+	if (r == SD_EUSAGE)
 		return cfg_error(l, value,
 				 "sources.%s: expected an absolute path or "
 				 "~/... (with HOME set), got '%s'", name,
-				 cfg_text(value));
-	}
+				 cfg_shown(value));
+	if (r < 0)
+		return r;
 	struct store_config_source *n =
 		realloc(c->sources, (c->nsources + 1) * sizeof(*n));
 	char *dup = strdup(name);
@@ -651,11 +671,11 @@ static int cfg_parse(const char *file, const char *text, size_t len,
 		yaml_document_delete(doc);
 		goto syntax;
 	}
-	if (yaml_document_get_root_node(&extra)) {
+	yaml_node_t *more = yaml_document_get_root_node(&extra);
+	if (more) {
 		cfg_set_err(errbuf, errlen,
 			    "%s:%zu: only one YAML document is allowed", file,
-			    yaml_document_get_root_node(&extra)->start_mark.line +
-				    1);
+			    more->start_mark.line + 1);
 		yaml_document_delete(doc);
 		r = SD_ECONFIG;
 	}
@@ -740,15 +760,23 @@ void store_config_free(struct store_config *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nsources; i++) {
-		free(c->sources[i].name);
-		free(c->sources[i].path);
+	for (size_t i = 0; i < CFG_NSECTIONS; i++) {
+		const struct cfg_section *s = &cfg_sections[i];
+		if (s->free_entries)
+			s->free_entries(c);
+		for (size_t k = 0; k < s->nkeys; k++) {
+			const struct cfg_key *key = &s->keys[k];
+			if (key->type == CFG_STRING)
+				free(*CFG_FIELD(c, key, char *));
+			if (key->type != CFG_LIST)
+				continue;
+			char **items = *CFG_FIELD(c, key, char **);
+			for (size_t j = 0; j < *CFG_COUNT(c, key->count_offset);
+			     j++)
+				free(items[j]);
+			free(items);
+		}
 	}
-	free(c->sources);
-	for (size_t i = 0; i < c->nexcludes; i++)
-		free(c->excludes[i]);
-	free(c->excludes);
-	free(c->retention.keep_within);
 	free(c);
 }
 
@@ -805,16 +833,18 @@ static size_t cfg_node_end(yaml_document_t *d, yaml_node_t *n)
 	for (;;) {
 		if (n->type == YAML_SEQUENCE_NODE &&
 		    n->data.sequence.style == YAML_BLOCK_SEQUENCE_STYLE &&
-		    n->data.sequence.items.top > n->data.sequence.items.start)
-			n = yaml_document_get_node(d,
-						   n->data.sequence.items.top[-1]);
-		else if (n->type == YAML_MAPPING_NODE &&
-			 n->data.mapping.style == YAML_BLOCK_MAPPING_STYLE &&
-			 n->data.mapping.pairs.top > n->data.mapping.pairs.start)
-			n = yaml_document_get_node(
-				d, n->data.mapping.pairs.top[-1].value);
-		else
+		    n->data.sequence.items.top > n->data.sequence.items.start) {
+			yaml_node_item_t *top = n->data.sequence.items.top;
+			n = yaml_document_get_node(d, top[-1]);
+		} else if (n->type == YAML_MAPPING_NODE &&
+			   n->data.mapping.style == YAML_BLOCK_MAPPING_STYLE &&
+			   n->data.mapping.pairs.top >
+				   n->data.mapping.pairs.start) {
+			yaml_node_pair_t *top = n->data.mapping.pairs.top;
+			n = yaml_document_get_node(d, top[-1].value);
+		} else {
 			return n->end_mark.index;
+		}
 	}
 }
 
@@ -866,10 +896,8 @@ static int cfg_edit_insert(struct cfg_edit *e, const char *text, size_t len,
 {
 	bool empty = m->data.mapping.pairs.top == m->data.mapping.pairs.start;
 	if (m->data.mapping.style == YAML_FLOW_MAPPING_STYLE) {
-		size_t at = m->end_mark.index;
-		if (at == 0 || text[at - 1] != '}')
-			return SD_ECONFIG;
-		e->at = at - 1;
+		/* before the closing brace, which ends the end mark */
+		e->at = m->end_mark.index - 1;
 		cfg_printf(&e->ins, "%s%s: ", empty ? "" : ", ", key);
 		if (sub)
 			cfg_printf(&e->ins, "{%s: %s}", sub, val);
@@ -936,7 +964,8 @@ static int cfg_edit_plan(struct cfg_edit *e, const char *file,
 		goto not_mapping;
 	yaml_node_t *kv = cfg_pair_find(d, sv, sub, &kk);
 	if (!kv)
-		return cfg_edit_insert(e, text, len, d, sv, sub_yaml, NULL, val);
+		return cfg_edit_insert(e, text, len, d, sv, sub_yaml, NULL,
+				       val);
 	if (kv->start_mark.index < kk->end_mark.index) {
 		root = kv;
 		goto alias;
@@ -997,8 +1026,11 @@ bad:
 static int cfg_write(const char *path, const char *text, size_t len)
 {
 	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
-			  : strdup(".");
+	char *dir;
+	if (!slash)
+		dir = strdup(".");
+	else
+		dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
 	if (!dir)
 		return -ENOMEM;
 	struct stat st;

@@ -694,8 +694,8 @@ static void selections_free(struct selection *s, size_t n)
 	free(s);
 }
 
-/* Normalises the includes and keeps only the outermost of nested ones.
- * *n is 0 when the whole snapshot is selected. */
+/* Normalises and sorts the includes. *n is 0 when the whole snapshot is
+ * selected. */
 static int selections_make(const struct store_restore_options *o,
 			   struct selection **out, size_t *n)
 {
@@ -723,19 +723,27 @@ static int selections_make(const struct store_restore_options *o,
 		return 0;
 	}
 	qsort(s, k, sizeof(*s), selection_cmp);
+	*out = s;
+	*n = k;
+	return 0;
+}
+
+/* Keeps only the outermost of nested (or repeated) selections. */
+static void selections_prune(struct selection *s, size_t *n)
+{
 	size_t kept = 0;
-	for (size_t i = 0; i < k; i++) {
+	for (size_t i = 0; i < *n; i++) {
 		bool inside = false;
 		for (size_t j = 0; j < kept && !inside; j++)
 			inside = path_within(s[i].path, s[j].path);
-		if (inside)
+		if (inside) {
 			free(s[i].path);
-		else
+			free(s[i].chain);
+		} else {
 			s[kept++] = s[i];
+		}
 	}
-	*out = s;
 	*n = kept;
-	return 0;
 }
 
 /* Finds every component of s->path; SD_ENOTFOUND names the include. */
@@ -1038,11 +1046,13 @@ int store_restore_run(struct store_repo *r, const struct store_restore_options *
 		rc = selection_resolve(&rs, root_tree, &sel[i]);
 	if (rc < 0)
 		goto out;
+	selections_prune(sel, &nsel);
 
 	bool fresh;
 	rc = tfd = target_open(o->target, &fresh);
 	if (rc < 0)
 		goto out;
+	rc = 0;
 	if (!fresh && !o->overwrite) {
 		for (size_t i = 0; i < root_tree->n && nsel == 0 && rc == 0; i++)
 			rc = precheck_node(&rs, tfd, o->target,

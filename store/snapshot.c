@@ -10,8 +10,8 @@
  * Times are int64 nanoseconds since the epoch, UTC. JSON numbers are
  * doubles in most readers, which cannot hold every int64 exactly, so
  * time_ns is a decimal string; "time" repeats it for people, and the two
- * must agree. Counters are numbers while a double holds them exactly
- * (below 2^53), decimal strings above.
+ * must agree. Counters are numbers while printing them is exact (below
+ * 10^15), decimal strings above.
  *
  * Only r->snapshots_dir is used from the repository handle, so these
  * functions work on a bare directory as well.
@@ -33,7 +33,11 @@
 
 #define SNAP_VERSION 1
 #define SNAP_NS 1000000000LL
-#define SNAP_EXACT_MAX (1ull << 53) /* doubles are exact below this */
+/* Integers are numbers below 10^15 only: doubles hold them exactly up to
+ * 2^53, but cJSON prints 15 significant digits whenever that reads back
+ * "close enough", which drops the last digits of larger ones. */
+#define SNAP_PRINT_MAX 1000000000000000ull
+#define SNAP_EXACT_MAX (1ull << 53)
 
 #define SNAP_COUNTER(f) { #f, offsetof(struct store_snapshot_summary, f) }
 static const struct {
@@ -100,7 +104,7 @@ int store_time_parse(const char *s, int64_t *out_ns, int64_t *end_ns)
 		int min, max;
 		int64_t unit; /* seconds in one step of this field */
 	} part[] = {
-		{ 0, 0, 9999, 0 },    { '-', 1, 12, 0 },   { '-', 1, 31, 86400 },
+		{ 0, 0, 9999, 0 },  { '-', 1, 12, 0 },    { '-', 1, 31, 86400 },
 		{ 'T', 0, 23, 3600 }, { ':', 0, 59, 60 }, { ':', 0, 59, 1 },
 	};
 	static const int mdays[] = { 31, 28, 31, 30, 31, 30,
@@ -169,7 +173,7 @@ void store_snapshot_list_free(struct store_snapshot *list, size_t n)
 
 static cJSON *snap_json_u64(uint64_t v)
 {
-	if (v < SNAP_EXACT_MAX)
+	if (v < SNAP_PRINT_MAX)
 		return cJSON_CreateNumber((double)v);
 	char buf[24];
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
@@ -236,6 +240,10 @@ static cJSON *snap_to_json(const struct store_snapshot *s)
 				 cJSON_CreateString(s->sources[i].name), &ok);
 			snap_add(src, "path",
 				 cJSON_CreateString(s->sources[i].path), &ok);
+			snap_add(src, "files",
+				 snap_json_u64(s->sources[i].files), &ok);
+			snap_add(src, "bytes",
+				 snap_json_u64(s->sources[i].bytes), &ok);
 		}
 		snap_append(srcs, src, &ok);
 	}
@@ -246,8 +254,9 @@ static cJSON *snap_to_json(const struct store_snapshot *s)
 	snap_add(o, "partial", cJSON_CreateBool(s->partial), &ok);
 	snap_add(o, "summary", sum, &ok);
 	for (size_t i = 0; sum && i < SNAP_NCOUNTERS; i++) {
-		const uint64_t *v = (const uint64_t *)((const char *)&s->summary +
-						       snap_counters[i].offset);
+		const char *base = (const char *)&s->summary;
+		const uint64_t *v =
+			(const uint64_t *)(base + snap_counters[i].offset);
 		snap_add(sum, snap_counters[i].name, snap_json_u64(*v), &ok);
 	}
 	/* JSON has no NaN or infinity */
@@ -286,7 +295,8 @@ int store_snapshot_save(struct store_repo *r, struct store_snapshot *s)
 	char hex[SD_ID_HEX_LEN + 1];
 	sd_hash(file, len, &id);
 	sd_id_hex(&id, hex);
-	int rc = store_file_write_atomic(r->snapshots_dir, hex, file, len, 0644);
+	int rc = store_file_write_atomic(r->snapshots_dir, hex, file, len,
+					 0644);
 	free(file);
 	if (rc == 0)
 		s->id = id;
@@ -378,6 +388,10 @@ static int snap_get_lists(const cJSON *o, struct store_snapshot *s)
 		int r = snap_get_str(it, "name", false, &src->name);
 		if (r == 0)
 			r = snap_get_str(it, "path", false, &src->path);
+		if (r == 0)
+			r = snap_get_u64(it, "files", &src->files);
+		if (r == 0)
+			r = snap_get_u64(it, "bytes", &src->bytes);
 		if (r < 0)
 			return r;
 	}
@@ -420,6 +434,7 @@ static int snap_from_json(const char *text, size_t len,
 		*why = "unsupported record version";
 		goto out;
 	}
+	*why = "a field is missing or invalid";
 	v = cJSON_GetObjectItemCaseSensitive(o, "time_ns");
 	if (!cJSON_IsString(v) ||
 	    !snap_parse_dec(v->valuestring, true, &s->time_ns, &unused))
@@ -481,6 +496,11 @@ static int snap_load(const char *dir, const char *name,
 		r = 0; /* removed since readdir */
 		goto out;
 	}
+	if (r == -EISDIR) {
+		sd_log(SD_LOG_WARN, "snapshot %s: a directory, skipped", path);
+		r = 0;
+		goto out;
+	}
 	if (r < 0)
 		goto out;
 	sd_hash(text, len, &got);
@@ -536,7 +556,8 @@ int store_snapshot_list(struct store_repo *r, struct store_snapshot **out,
 			cap = ncap;
 		}
 		bool keep;
-		rc = snap_load(r->snapshots_dir, e->d_name, &list[count], &keep);
+		rc = snap_load(r->snapshots_dir, e->d_name, &list[count],
+			       &keep);
 		if (rc < 0)
 			break;
 		count += keep;
@@ -575,8 +596,10 @@ static int snap_pick(const struct store_snapshot *list, size_t n,
 		     const char *spec, size_t *at)
 {
 	if (!strcmp(spec, "latest")) {
+		if (n == 0)
+			return SD_ENOTFOUND;
 		*at = n - 1;
-		return n ? 0 : SD_ENOTFOUND;
+		return 0;
 	}
 	if (snap_is_hex(spec)) {
 		size_t len = strlen(spec), found = 0;

@@ -221,7 +221,8 @@ int store_tree_encode(const struct store_tree *t, uint8_t **out,
 		int r = tree_node_check(&t->nodes[i]);
 		if (r < 0)
 			return r;
-		if (i > 0 && strcmp(t->nodes[i - 1].name, t->nodes[i].name) >= 0)
+		if (i > 0 &&
+		    strcmp(t->nodes[i - 1].name, t->nodes[i].name) >= 0)
 			return SD_EUSAGE;
 	}
 	struct tree_writer w = { NULL, 0 };
@@ -523,7 +524,8 @@ int store_tree_decode(const uint8_t *buf, size_t len, struct store_tree **out)
 	 * order keeps each one aligned. */
 	size_t off_nodes = sizeof(struct store_tree);
 	size_t off_xattrs = off_nodes + n * sizeof(struct store_node);
-	size_t off_extents = off_xattrs + a.nxattrs * sizeof(struct store_xattr);
+	size_t off_extents =
+		off_xattrs + a.nxattrs * sizeof(struct store_xattr);
 	size_t off_strings =
 		off_extents + a.nextents * sizeof(struct store_extent);
 	uint8_t *mem = malloc(off_strings + a.nstrings);

@@ -283,6 +283,9 @@ static void assert_file(struct fixture *fx, const char *want)
 	free(got);
 }
 
+static void expect_set_error(struct fixture *fx, const char *key,
+			     const char *value, const char *want);
+
 static const char commented[] =
 	"# my settings\n"
 	"sources:\n"
@@ -364,6 +367,24 @@ static void test_config__set_absent(void **state)
 			     "  compression_level: 3\n");
 	set_ok(fx, "backup.exclude", "[]");
 	assert_file(fx, "backup:\n  exclude: []\n  compression_level: 3\n");
+
+	/* long names and values */
+	char key[400], path[4000];
+	memset(key, 'k', sizeof(key));
+	memcpy(key, "sources.", 8);
+	key[8 + 255] = '\0';
+	memset(path, 'p', sizeof(path));
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	set_ok(fx, key, path);
+	c = load_ok(fx);
+	assert_int_equal(c->nsources, 1);
+	assert_string_equal(c->sources[0].name, key + 8);
+	assert_string_equal(c->sources[0].path, path);
+	store_config_free(c);
+	key[8 + 255] = 'k'; /* 256 bytes: longer than a file name can be */
+	key[8 + 256] = '\0';
+	expect_set_error(fx, key, "/x", "not a valid name");
 
 	/* a missing file is created */
 	unlink(fx->path);
