@@ -413,8 +413,12 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 		return r;
 	}
 	case STORE_NODE_DIR: {
-		int fd = openat(dirfd, name,
-				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_NOATIME: listing must not change what the next backup
+		 * sees (a new atime would make a new tree blob). */
+		int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+		int fd = openat(dirfd, name, flags | O_NOATIME);
+		if (fd < 0 && errno == EPERM)
+			fd = openat(dirfd, name, flags);
 		if (fd < 0) {
 			backup_warn(b, b->path, -errno);
 			*skip = true;
