@@ -324,6 +324,9 @@ extern const struct fuse_lowlevel_ops fs_lowlevel_ops;
 /* The one place library errors become what the kernel gets. */
 int fs_errno(int err);
 void fs_reply_err(fuse_req_t req, int err);
+/* The error for an xattr a node lacks: ENOTSUP for security labels and
+ * POSIX ACLs (ls stops asking), ENODATA otherwise. */
+int fs_xattr_absent_errno(const char *name);
 /* Replies with the entry of in (one lookup already counted on it by
  * fs_inode_lookup); drops that count again when the reply cannot be sent.
  * Does not put in. */

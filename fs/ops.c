@@ -43,6 +43,21 @@ void fs_reply_err(fuse_req_t req, int err)
 	fuse_reply_err(req, fs_errno(err));
 }
 
+/*
+ * A security label or POSIX ACL the node does not have is "not supported"
+ * rather than "no such attribute": ls -l asks for both on every file, and
+ * on ENOTSUP it stops asking for the rest of the device, which saves two
+ * round trips per file. Restores lose nothing: the attributes a node does
+ * have are served, and tools read ENOTSUP as "no ACL here".
+ */
+int fs_xattr_absent_errno(const char *name)
+{
+	if (strncmp(name, "security.", 9) == 0 ||
+	    strncmp(name, "system.posix_acl_", 17) == 0)
+		return EOPNOTSUPP;
+	return ENODATA;
+}
+
 void fs_stat_fixed(struct fs *fs, fuse_ino_t ino, mode_t mode, nlink_t nlink,
 		   off_t size, struct stat *st)
 {
@@ -450,7 +465,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (in->area->getxattr)
 		in->area->getxattr(req, in, name, size);
 	else
-		fuse_reply_err(req, ENODATA);
+		fuse_reply_err(req, fs_xattr_absent_errno(name));
 	fs_inode_put(fs, in);
 }
 

@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -227,10 +226,6 @@ static int serve(const struct fs_options *o, const char *repo,
 	log_sink_ctx.debug = o->debug;
 	sd_log_set_sink(log_sink, &log_sink_ctx);
 	fuse_set_log_func(fuse_log_to_sd);
-
-	/* Chunk buffers are 0.25-4 MiB: keep them mmapped so that freeing
-	 * one gives the memory back instead of growing the heap. */
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	r = fs_state_new(o, repo, canon, &fs, errbuf, errlen);
 	if (r < 0)

@@ -575,7 +575,7 @@ static void snap_getxattr(fuse_req_t req, struct fs_inode *in,
 	uint32_t i;
 
 	if (in->kind != FS_KIND_NODE) {
-		fuse_reply_err(req, ENODATA);
+		fuse_reply_err(req, fs_xattr_absent_errno(name));
 		return;
 	}
 	for (i = 0; i < n->nxattrs; i++) {
@@ -590,7 +590,7 @@ static void snap_getxattr(fuse_req_t req, struct fs_inode *in,
 			fuse_reply_buf(req, (const char *)x->value, x->len);
 		return;
 	}
-	fuse_reply_err(req, ENODATA);
+	fuse_reply_err(req, fs_xattr_absent_errno(name));
 }
 
 static void snap_listxattr(fuse_req_t req, struct fs_inode *in, size_t size)

@@ -10,12 +10,15 @@
  * build trees without waiting. New blobs go through a bounded queue to
  * worker threads that compress them and append them to the open pack of
  * their type (data and trees go to separate packs, so the mount can read
- * trees without touching data). A worker that fills a pack detaches it and,
- * outside the pack lock, writes it durably and indexes it: packs are fsynced
- * before the index transaction that references them commits.
+ * trees without touching data). A full pack goes to the one I/O thread,
+ * which writes it durably and then indexes it (packs are fsynced before the
+ * index transaction that references them commits). The fsync of a 16 MiB
+ * pack takes long enough that doing it on a compression worker left a core
+ * idle; on its own thread it overlaps with compression.
  *
- *   producer --put--> [queue, QUEUE_CAP jobs] --> workers: compress
- *        --> pack builder (per type, under pack_lock) --full--> put + index
+ *   producer --put--> [jobs, QUEUE_CAP] --> workers: compress --> open pack
+ *   (per type, pack_lock) --full--> [packs, IO_CAP] --> I/O thread: put,
+ *   index, builder back to the spare list
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -98,7 +101,8 @@ int store_tree_load(struct store_repo *r, const sd_id *id,
 /* ---------------------------------------------------------------- writer */
 
 #define QUEUE_CAP 16
-#define NTYPES 2 /* STORE_BLOB_DATA, STORE_BLOB_TREE */
+#define IO_CAP 2	/* full packs waiting for the I/O thread */
+#define NTYPES 2	/* STORE_BLOB_DATA, STORE_BLOB_TREE */
 
 struct writer_job {
 	sd_id id;
@@ -113,11 +117,17 @@ struct store_writer {
 	int level;
 	struct store_idset *seen; /* producer thread only */
 
-	pthread_mutex_t queue_lock; /* protects the queue and counters below */
+	pthread_mutex_t queue_lock; /* protects everything down to err */
 	pthread_cond_t queue_not_empty, queue_not_full, queue_idle;
 	struct writer_job queue[QUEUE_CAP];
 	size_t head, count;
 	int busy;		/* jobs taken but not yet in a pack */
+	pthread_cond_t io_not_empty, io_not_full, io_idle;
+	struct store_pack_builder *io[IO_CAP]; /* full packs, FIFO */
+	size_t io_head, io_count;
+	bool io_busy;		/* the I/O thread is writing one */
+	struct store_pack_builder *spare[IO_CAP]; /* reset, buffers kept */
+	size_t nspare;
 	bool stopping;
 	int err;		/* first error of any thread */
 
@@ -131,6 +141,8 @@ struct store_writer {
 
 	pthread_t *threads;
 	int nthreads;
+	pthread_t io_thread;
+	bool io_started;
 };
 
 static void writer_set_error(struct store_writer *w, int err)
@@ -140,6 +152,8 @@ static void writer_set_error(struct store_writer *w, int err)
 		w->err = err;
 	pthread_cond_broadcast(&w->queue_not_full);
 	pthread_cond_broadcast(&w->queue_idle);
+	pthread_cond_broadcast(&w->io_not_full);
+	pthread_cond_broadcast(&w->io_idle);
 	pthread_mutex_unlock(&w->queue_lock);
 }
 
@@ -151,7 +165,7 @@ static int writer_error(struct store_writer *w)
 	return err;
 }
 
-/* Writes one finished pack and indexes it; b is consumed. */
+/* Writes one full pack and indexes it (I/O thread). */
 static int writer_pack_finish(struct store_writer *w,
 			      struct store_pack_builder *b)
 {
@@ -172,8 +186,75 @@ static int writer_pack_finish(struct store_writer *w,
 		w->stats.packs_written++;
 		pthread_mutex_unlock(&w->stats_lock);
 	}
-	store_pack_builder_free(b);
 	return rc;
+}
+
+/* Hands a full pack to the I/O thread; waits while IO_CAP are queued. */
+static int writer_pack_submit(struct store_writer *w,
+			      struct store_pack_builder *b)
+{
+	pthread_mutex_lock(&w->queue_lock);
+	while (w->io_count == IO_CAP && w->err == 0)
+		pthread_cond_wait(&w->io_not_full, &w->queue_lock);
+	int rc = w->err;
+	if (rc == 0) {
+		w->io[(w->io_head + w->io_count) % IO_CAP] = b;
+		w->io_count++;
+		pthread_cond_signal(&w->io_not_empty);
+	}
+	pthread_mutex_unlock(&w->queue_lock);
+	if (rc < 0)
+		store_pack_builder_free(b);
+	return rc;
+}
+
+static void *writer_io_thread(void *arg)
+{
+	struct store_writer *w = arg;
+	pthread_mutex_lock(&w->queue_lock);
+	for (;;) {
+		while (w->io_count == 0 && !w->stopping)
+			pthread_cond_wait(&w->io_not_empty, &w->queue_lock);
+		if (w->io_count == 0)
+			break;
+		struct store_pack_builder *b = w->io[w->io_head];
+		w->io_head = (w->io_head + 1) % IO_CAP;
+		w->io_count--;
+		w->io_busy = true;
+		bool failed = w->err != 0;
+		pthread_cond_signal(&w->io_not_full);
+		pthread_mutex_unlock(&w->queue_lock);
+
+		int rc = failed ? 0 : writer_pack_finish(w, b);
+		store_pack_builder_reset(b);
+		if (rc < 0)
+			writer_set_error(w, rc);
+
+		pthread_mutex_lock(&w->queue_lock);
+		if (w->nspare < IO_CAP) {
+			w->spare[w->nspare++] = b;
+			b = NULL;
+		}
+		w->io_busy = false;
+		if (w->io_count == 0)
+			pthread_cond_broadcast(&w->io_idle);
+		pthread_mutex_unlock(&w->queue_lock);
+		store_pack_builder_free(b);
+		pthread_mutex_lock(&w->queue_lock);
+	}
+	pthread_mutex_unlock(&w->queue_lock);
+	return NULL;
+}
+
+/* A reset builder from the spare list (its buffer already faulted in), or
+ * a new one. */
+static int writer_builder_get(struct store_writer *w,
+			      struct store_pack_builder **out)
+{
+	pthread_mutex_lock(&w->queue_lock);
+	*out = w->nspare ? w->spare[--w->nspare] : NULL;
+	pthread_mutex_unlock(&w->queue_lock);
+	return *out ? 0 : store_pack_builder_new(out);
 }
 
 /* Appends one compressed (or plain) blob to its pack; finishes the pack
@@ -187,7 +268,7 @@ static int writer_pack_add(struct store_writer *w, const struct writer_job *j,
 	int rc = 0;
 	pthread_mutex_lock(&w->pack_lock);
 	if (!w->packs[t])
-		rc = store_pack_builder_new(&w->packs[t]);
+		rc = writer_builder_get(w, &w->packs[t]);
 	if (rc == 0)
 		rc = store_pack_builder_add(w->packs[t], &j->id, j->type, flags,
 					    stored, (uint32_t)stored_len,
@@ -199,7 +280,7 @@ static int writer_pack_add(struct store_writer *w, const struct writer_job *j,
 	}
 	pthread_mutex_unlock(&w->pack_lock);
 	if (full)
-		rc = writer_pack_finish(w, full);
+		rc = writer_pack_submit(w, full);
 	return rc;
 }
 
@@ -282,10 +363,17 @@ int store_writer_new(struct store_repo *r, int nthreads, int level,
 	pthread_cond_init(&w->queue_not_empty, NULL);
 	pthread_cond_init(&w->queue_not_full, NULL);
 	pthread_cond_init(&w->queue_idle, NULL);
+	pthread_cond_init(&w->io_not_empty, NULL);
+	pthread_cond_init(&w->io_not_full, NULL);
+	pthread_cond_init(&w->io_idle, NULL);
 	int rc = store_idset_new(&w->seen);
 	if (rc < 0)
 		goto fail;
 	if (!dry_run) {
+		rc = -pthread_create(&w->io_thread, NULL, writer_io_thread, w);
+		if (rc < 0)
+			goto fail;
+		w->io_started = true;
 		if (nthreads < 1)
 			nthreads = 1;
 		w->threads = calloc((size_t)nthreads, sizeof(*w->threads));
@@ -366,10 +454,15 @@ int store_writer_flush(struct store_writer *w)
 		w->packs[t] = NULL;
 		pthread_mutex_unlock(&w->pack_lock);
 		if (b && store_pack_builder_count(b) > 0)
-			rc = writer_pack_finish(w, b);
+			rc = writer_pack_submit(w, b);
 		else
 			store_pack_builder_free(b);
 	}
+	pthread_mutex_lock(&w->queue_lock);
+	while ((w->io_count > 0 || w->io_busy) && w->err == 0)
+		pthread_cond_wait(&w->io_idle, &w->queue_lock);
+	rc = w->err;
+	pthread_mutex_unlock(&w->queue_lock);
 	return rc;
 }
 
@@ -391,9 +484,17 @@ void store_writer_free(struct store_writer *w)
 	if (w->err == 0)
 		w->err = -ECANCELED; /* workers drop what is left */
 	pthread_cond_broadcast(&w->queue_not_empty);
+	pthread_cond_broadcast(&w->io_not_empty);
+	pthread_cond_broadcast(&w->io_not_full);
 	pthread_mutex_unlock(&w->queue_lock);
 	for (int i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
+	if (w->io_started)
+		pthread_join(w->io_thread, NULL);
+	for (size_t i = 0; i < w->io_count; i++)
+		store_pack_builder_free(w->io[(w->io_head + i) % IO_CAP]);
+	for (size_t i = 0; i < w->nspare; i++)
+		store_pack_builder_free(w->spare[i]);
 	for (size_t i = 0; i < w->count; i++)
 		free(w->queue[(w->head + i) % QUEUE_CAP].buf);
 	for (int t = 0; t < NTYPES; t++)
@@ -406,5 +507,8 @@ void store_writer_free(struct store_writer *w)
 	pthread_cond_destroy(&w->queue_not_empty);
 	pthread_cond_destroy(&w->queue_not_full);
 	pthread_cond_destroy(&w->queue_idle);
+	pthread_cond_destroy(&w->io_not_empty);
+	pthread_cond_destroy(&w->io_not_full);
+	pthread_cond_destroy(&w->io_idle);
 	free(w);
 }

@@ -477,7 +477,9 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Creates (or, merging, opens) directory name in dfd; its fd or -err. */
+/* Creates (or, merging, opens) directory name in dfd; its fd or -err.
+ * A directory merged into is made writable for us: its stored mode comes
+ * back at the end. */
 static int dir_make(struct restore *rs, int dfd, const char *name)
 {
 	bool made = mkdirat(dfd, name, 0700) == 0;
@@ -493,7 +495,13 @@ static int dir_make(struct restore *rs, int dfd, const char *name)
 		fd = openat(dfd, name,
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	}
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (!made && fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700 &&
+	    fchmod(fd, (st.st_mode & 07777) | 0700) < 0)
+		sd_log(SD_LOG_DEBUG, "%s: cannot make it writable", name);
+	return fd;
 }
 
 static int add_link(struct restore *rs, struct hl_group *g, const char *path,

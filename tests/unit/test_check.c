@@ -193,6 +193,7 @@ static void pack_path(struct fixture *f, const sd_id *pack, char *out,
 
 static void flip_byte(const char *path, off_t off)
 {
+	assert_int_equal(chmod(path, 0600), 0);
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
 	uint8_t b;
@@ -331,6 +332,7 @@ static void test_check__truncated_pack(void **state)
 	assert_int_equal(stat(pp, &st), 0);
 	/* cut into the blob area: the footer, trailer and some blobs go */
 	assert_true((uint64_t)st.st_size > e.offset + 1);
+	assert_int_equal(chmod(pp, 0600), 0);
 	assert_int_equal(truncate(pp, (off_t)e.offset + 1), 0);
 	repo_reopen(f, 0);
 	struct store_check_result res;

@@ -1,8 +1,8 @@
 /* Unit tests of store/restore.c: a real repository in a temp directory,
  * a generated tree holding every node type, backed up and restored, and the
  * result compared entry by entry with lstat, readlink, xattrs and content.
- * Some cases need root (devices, chown); they are the norm in CI here and
- * skip themselves otherwise. */
+ * Device nodes, foreign owners and trusted.* xattrs are only generated when
+ * the tests run as root. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -150,16 +150,18 @@ static void make_tree(struct fixture *f)
 	stamp(f, p);
 
 	/* Owner, setuid, sticky, xattrs. */
+	bool root = geteuid() == 0;
 	path_fmt(p, sizeof(p), "%s/tool", f->src);
 	put_file(f, "tool", "#!/bin/sh\n", 10, 0755);
-	assert_int_equal(chown(p, 1234, 5678), 0);
+	assert_true(!root || chown(p, 1234, 5678) == 0);
 	assert_int_equal(chmod(p, 04755), 0);
 	assert_int_equal(setxattr(p, "user.comment", "set-uid tool", 12, 0), 0);
-	assert_int_equal(setxattr(p, "trusted.bin", "\x00\x01\x02", 3, 0), 0);
+	assert_true(!root || setxattr(p, "trusted.bin", "\x00\x01\x02", 3,
+				      0) == 0);
 	stamp(f, p);
 	put_dir(f, "shared");
 	path_fmt(p, sizeof(p), "%s/shared", f->src);
-	assert_int_equal(chown(p, 1000, 1000), 0);
+	assert_true(!root || chown(p, 1000, 1000) == 0);
 	assert_int_equal(chmod(p, 01777), 0);
 	assert_int_equal(setxattr(p, "user.dir", "d", 1, 0), 0);
 
@@ -173,7 +175,7 @@ static void make_tree(struct fixture *f)
 	/* Symlinks, fifo, devices, socket. */
 	path_fmt(p, sizeof(p), "%s/content/latest", f->src);
 	assert_int_equal(symlink("posts/a.md", p), 0);
-	assert_int_equal(lchown(p, 1234, 5678), 0);
+	assert_true(!root || lchown(p, 1234, 5678) == 0);
 	stamp(f, p);
 	path_fmt(p, sizeof(p), "%s/dangling", f->src);
 	assert_int_equal(symlink("/nonexistent/target", p), 0);
@@ -181,12 +183,14 @@ static void make_tree(struct fixture *f)
 	path_fmt(p, sizeof(p), "%s/pipe", f->src);
 	assert_int_equal(mkfifo(p, 0620), 0);
 	stamp(f, p);
-	path_fmt(p, sizeof(p), "%s/null", f->src);
-	assert_int_equal(mknod(p, S_IFCHR | 0666, makedev(1, 3)), 0);
-	stamp(f, p);
-	path_fmt(p, sizeof(p), "%s/loop", f->src);
-	assert_int_equal(mknod(p, S_IFBLK | 0660, makedev(7, 200)), 0);
-	stamp(f, p);
+	if (root) {
+		path_fmt(p, sizeof(p), "%s/null", f->src);
+		assert_int_equal(mknod(p, S_IFCHR | 0666, makedev(1, 3)), 0);
+		stamp(f, p);
+		path_fmt(p, sizeof(p), "%s/loop", f->src);
+		assert_int_equal(mknod(p, S_IFBLK | 0660, makedev(7, 200)), 0);
+		stamp(f, p);
+	}
 	path_fmt(p, sizeof(p), "%s/sock", f->src);
 	int s = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -228,10 +232,6 @@ static void backup(struct fixture *f)
 
 static int setup(void **state)
 {
-	if (geteuid() != 0) {
-		print_message("restore tests need root (devices, chown)\n");
-		return -1;
-	}
 	struct fixture *f = calloc(1, sizeof(*f));
 	strcpy(f->dir, "/tmp/test_restore.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
@@ -254,8 +254,9 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	store_snapshot_clear(&f->snap);
 	store_repo_close(f->r);
-	char cmd[128];
-	path_fmt(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	char cmd[256];
+	path_fmt(cmd, sizeof(cmd), "chmod -R u+w %s && rm -rf %s", f->dir,
+		 f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
 	return 0;
@@ -420,6 +421,7 @@ static void damage_file_blob(struct fixture *f, const char *const *path,
 			sd_id_hex(&pack, hex);
 			path_fmt(p, sizeof(p), "%s/packs/%.2s/%s", f->repo, hex,
 				 hex);
+			assert_int_equal(chmod(p, 0600), 0);
 			int fd = open(p, O_RDWR);
 			assert_true(fd >= 0);
 			uint8_t b;
@@ -448,7 +450,8 @@ static void test_restore__roundtrip_every_type(void **state)
 	assert_int_equal(f->nwarn, 0);
 	assert_int_equal(res.failed, 0);
 	assert_true(res.files >= 10);
-	assert_int_equal(res.others, 6); /* 2 symlinks, fifo, 2 devs, socket */
+	/* 2 symlinks, fifo, socket, and as root 2 devices */
+	assert_int_equal(res.others, geteuid() == 0 ? 6 : 4);
 	assert_true(res.dirs >= 36);
 	assert_true(res.bytes >= 300 * 1024 + (3 << 20));
 	assert_true(f->nprogress >= 1);
