@@ -270,6 +270,7 @@ struct fs_snaps {
 	atomic_uint refs;
 	struct fs_snap **v;
 	size_t n;
+	struct fs_snap *newest;	/* by time (then id); in v, or NULL */
 	uint64_t pack_count, pack_bytes;
 	struct timespec stamp;
 };

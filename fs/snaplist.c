@@ -15,37 +15,47 @@
  * Unchanged points keep their fs_snap object,
  * so inodes that hold one stay valid across reloads.
  *
- * The watcher thread wakes every second, or at once when a request saw a
- * new list, and tells the kernel what changed: the cached listing and
- * attributes of snapshots/ and ids/, the target of latest, and the
- * entries of points that disappeared (forget). It runs apart from the
- * request threads because an invalidation can wait on a kernel lock that a
- * request in flight holds.
+ * The watcher thread tells the kernel what changed: the cached listing and
+ * attributes of snapshots/ and ids/, the target of latest (symlinks are
+ * cached by the kernel), and the entries of points that went away. It
+ * wakes on inotify events in the repository's snapshots/ directory (a
+ * backup renaming its snapshot file into place shows up within
+ * microseconds), when a request saw a new list, and every second anyway
+ * (250 ms while the list is not settled), since inotify does not see every
+ * filesystem. It runs apart from the request threads because an
+ * invalidation can wait on a kernel lock that a request in flight holds.
  *
  * Locks: refresh_lock serialises reloads (taken before lock); lock guards
  * cur, stamp, settled and the watcher's flags.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include "fs_i.h"
 
 #define STAMP_SETTLE_NS 200000000LL
 #define UNSETTLED_RELOAD_NS 50000000LL
-#define WATCH_PERIOD_S 1
+#define WATCH_PERIOD_MS 1000
+#define WATCH_UNSETTLED_MS 250
 
 struct fs_snaplist {
 	struct fs *fs;
 	pthread_mutex_t refresh_lock;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
 	struct fs_snaps *cur;
 	struct timespec stamp;		/* of cur */
 	bool settled;			/* cur was loaded well after stamp */
 	int64_t loaded_mono;		/* when cur was loaded */
-	bool kick, stop, running;
+	int evfd;			/* wakes the watcher */
+	int infd;			/* inotify on snapshots/, or -1 */
+	atomic_bool stop;
+	bool running;
 	pthread_t thread;
 	struct fs_snaps *shown;	/* watcher thread only */
 };
@@ -231,6 +241,7 @@ static int snaps_load(struct fs *fs, const struct fs_snaps *old,
 		l->v[l->n++] = s;
 		byid[i] = s;
 	}
+	l->newest = l->n ? l->v[l->n - 1] : NULL;
 	qsort(byid, l->n, sizeof(*byid), cmp_hex);
 	assign_short_ids(byid, l->n);
 	qsort(l->v, l->n, sizeof(*l->v), cmp_name);
@@ -240,6 +251,8 @@ static int snaps_load(struct fs *fs, const struct fs_snaps *old,
 			struct fs_snap *o = fs_snaps_find_id(old, &l->v[i]->id);
 			if (o && strcmp(o->name, l->v[i]->name) == 0 &&
 			    strcmp(o->short_id, l->v[i]->short_id) == 0) {
+				if (l->newest == l->v[i])
+					l->newest = o;
 				fs_snap_put(l->v[i]);
 				fs_snap_hold(o);
 				l->v[i] = o;
@@ -322,7 +335,8 @@ int fs_snaplist_new(struct fs *fs, struct fs_snaplist **out)
 	install(sl, l, &stamp);
 	pthread_mutex_init(&sl->refresh_lock, NULL);
 	pthread_mutex_init(&sl->lock, NULL);
-	pthread_cond_init(&sl->wake, NULL);
+	sl->evfd = -1;
+	sl->infd = -1;
 	*out = sl;
 	return 0;
 fail:
@@ -336,7 +350,10 @@ void fs_snaplist_free(struct fs_snaplist *sl)
 		return;
 	fs_snaps_put(sl->cur);
 	fs_snaps_put(sl->shown);
-	pthread_cond_destroy(&sl->wake);
+	if (sl->evfd >= 0)
+		close(sl->evfd);
+	if (sl->infd >= 0)
+		close(sl->infd);
 	pthread_mutex_destroy(&sl->lock);
 	pthread_mutex_destroy(&sl->refresh_lock);
 	free(sl);
@@ -391,8 +408,8 @@ struct fs_snaps *fs_snaps_get(struct fs *fs)
 	pthread_mutex_lock(&sl->lock);
 	old = sl->cur;
 	install(sl, fresh, &stamp);
-	sl->kick = true;
-	pthread_cond_signal(&sl->wake);
+	if (sl->evfd >= 0)
+		eventfd_write(sl->evfd, 1);
 	atomic_fetch_add(&fresh->refs, 1);
 	pthread_mutex_unlock(&sl->lock);
 	pthread_mutex_unlock(&sl->refresh_lock);
@@ -426,28 +443,50 @@ static void invalidate(struct fs *fs, const struct fs_snaps *was,
 			fuse_lowlevel_notify_inval_entry(se, FS_INO_IDS,
 							 s->short_id,
 							 strlen(s->short_id));
+		if (t && strcmp(t->name, s->name) != 0) {
+			/* The ids/ link keeps its number; its cached target
+			 * names the old folder. */
+			uint8_t key[FS_KEY_LEN];
+			fs_key_idlink(&s->id, key);
+			fuse_lowlevel_notify_inval_inode(
+				se, fs_inode_number(fs, key), 0, 0);
+		}
 	}
+}
+
+/* Empties a non-blocking descriptor. */
+static void drain(int fd)
+{
+	char buf[4096];
+
+	if (fd < 0)
+		return;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 }
 
 static void *watch_main(void *arg)
 {
 	struct fs *fs = arg;
 	struct fs_snaplist *sl = fs->snaps;
+	struct pollfd pfd[2];
 	struct fs_snaps *l;
-	struct timespec until;
+	bool settled;
 
-	pthread_mutex_lock(&sl->lock);
-	while (!sl->stop) {
-		if (!sl->kick) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += WATCH_PERIOD_S;
-			pthread_cond_timedwait(&sl->wake, &sl->lock, &until);
-			if (sl->stop)
-				break;
-		}
-		sl->kick = false;
+	pfd[0].fd = sl->evfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = sl->infd;
+	pfd[1].events = POLLIN;
+	while (!atomic_load(&sl->stop)) {
+		pthread_mutex_lock(&sl->lock);
+		settled = sl->settled;
 		pthread_mutex_unlock(&sl->lock);
-
+		poll(pfd, sl->infd >= 0 ? 2 : 1,
+		     settled ? WATCH_PERIOD_MS : WATCH_UNSETTLED_MS);
+		drain(sl->evfd);
+		drain(sl->infd);
+		if (atomic_load(&sl->stop))
+			break;
 		l = fs_snaps_get(fs);
 		if (l != sl->shown) {
 			invalidate(fs, sl->shown, l);
@@ -456,17 +495,33 @@ static void *watch_main(void *arg)
 		} else {
 			fs_snaps_put(l);
 		}
-		pthread_mutex_lock(&sl->lock);
 	}
-	pthread_mutex_unlock(&sl->lock);
 	return NULL;
 }
 
 int fs_snaplist_watch_start(struct fs *fs)
 {
 	struct fs_snaplist *sl = fs->snaps;
+	char *dir;
 	int r;
 
+	sl->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sl->evfd < 0)
+		return -errno;
+	/* store.h: backup points are files in <repository>/snapshots/. */
+	if (asprintf(&dir, "%s/snapshots", store_repo_path(fs->repo)) < 0)
+		dir = NULL;
+	sl->infd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (sl->infd >= 0 &&
+	    (!dir || inotify_add_watch(sl->infd, dir,
+				       IN_CREATE | IN_DELETE | IN_MOVED_TO |
+					       IN_MOVED_FROM | IN_ONLYDIR) < 0)) {
+		sd_log(SD_LOG_INFO, "mount: no inotify on %s; polling",
+		       dir ? dir : "snapshots/");
+		close(sl->infd);
+		sl->infd = -1;
+	}
+	free(dir);
 	sl->shown = current(sl);
 	r = pthread_create(&sl->thread, NULL, watch_main, fs);
 	if (r != 0)
@@ -481,10 +536,8 @@ void fs_snaplist_watch_stop(struct fs *fs)
 
 	if (!sl || !sl->running)
 		return;
-	pthread_mutex_lock(&sl->lock);
-	sl->stop = true;
-	pthread_cond_signal(&sl->wake);
-	pthread_mutex_unlock(&sl->lock);
+	atomic_store(&sl->stop, true);
+	eventfd_write(sl->evfd, 1);
 	pthread_join(sl->thread, NULL);
 	sl->running = false;
 }

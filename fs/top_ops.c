@@ -37,9 +37,9 @@ static const struct root_entry root_entries[] = {
 
 static int latest_target(const struct fs_snaps *l, char *buf, size_t len)
 {
-	if (l->n == 0)
+	if (!l->newest)
 		return -ENOENT;
-	snprintf(buf, len, "snapshots/%s", l->v[l->n - 1]->name);
+	snprintf(buf, len, "snapshots/%s", l->newest->name);
 	return 0;
 }
 

@@ -142,7 +142,7 @@ static int status_json(struct fs *fs, const struct figures *f,
 		if (l->n > 0) {
 			cJSON_AddItemToObject(o, "oldest", point_json(l->v[0]));
 			cJSON_AddItemToObject(o, "newest",
-					      point_json(l->v[l->n - 1]));
+					      point_json(l->newest));
 		} else {
 			cJSON_AddNullToObject(o, "oldest");
 			cJSON_AddNullToObject(o, "newest");
@@ -263,7 +263,7 @@ static int metrics_prom(struct fs *fs, const struct figures *f,
 		prom_family(fp, "snapdraft_snapshot_newest_timestamp_seconds",
 			    "gauge", "Time of the newest backup point.");
 		prom_value(fp, "snapdraft_snapshot_newest_timestamp_seconds",
-			   ns_to_s(l->v[l->n - 1]->meta.time_ns));
+			   ns_to_s(l->newest->meta.time_ns));
 		prom_family(fp, "snapdraft_snapshot_oldest_timestamp_seconds",
 			    "gauge", "Time of the oldest backup point.");
 		prom_value(fp, "snapdraft_snapshot_oldest_timestamp_seconds",

@@ -1,5 +1,5 @@
 /*
- * config.c — config.yaml: load with defaults, render, and edit in place.
+ * config.c — config.yaml: the schema, load with defaults, render.
  *
  * The schema is a table (cfg_sections): each section lists its keys with a
  * type, where the value lives in struct store_config, its default, its
@@ -11,10 +11,10 @@
  *
  * YAML is read with libyaml's document API and never parsed by hand. Its
  * marks (byte index, line, column of every node) serve two purposes: error
- * messages name FILE:LINE, and store_config_set edits the file's text at
- * exactly the bytes of one value, so comments and layout survive. The
- * edited text then goes through the same loader as any file, and only a
- * valid result replaces the file (atomically).
+ * messages name FILE:LINE, and store_config_set (config_edit.c) edits the
+ * file's text at exactly the bytes of one value, so comments and layout
+ * survive. The edited text then goes through the same loader as any file,
+ * and only a valid result replaces the file (atomically).
  *
  * Strings are written plain when that is unambiguous (a conservative set of
  * characters) and double-quoted with escapes otherwise, so anything written
@@ -27,45 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <yaml.h>
 
+#include "config_i.h"
 #include "store_i.h"
 
 /* ---------------------------------------------------------------- schema */
-
-enum cfg_type { CFG_INT, CFG_STRING, CFG_LIST };
-
-struct cfg_key {
-	const char *name;
-	enum cfg_type type;
-	size_t offset;		/* of the value in struct store_config */
-	size_t count_offset;	/* CFG_LIST: of its size_t count */
-	int min, max, def;	/* CFG_INT */
-	bool (*valid)(const char *s); /* CFG_STRING, when not empty */
-	const char *expect;	/* CFG_STRING: what valid looks like */
-	const char *help;
-};
-
-struct cfg_load;
-struct cfg_buf;
-
-struct cfg_section {
-	const char *name;
-	const char *help;
-	const struct cfg_key *keys;
-	size_t nkeys;
-	/* A section of user-chosen names instead of keys: one callback
-	 * per pair, one that renders them all ("\n  name: value" each,
-	 * returning how many) and one that frees them. */
-	int (*load_entry)(struct cfg_load *l, yaml_node_t *key,
-			  yaml_node_t *value);
-	size_t (*render_entries)(const struct store_config *c,
-				 struct cfg_buf *b);
-	void (*free_entries)(struct store_config *c);
-	const char *example;	/* commented lines for the default file */
-};
 
 static bool cfg_duration_ok(const char *s);
 static int cfg_source_load(struct cfg_load *l, yaml_node_t *key,
@@ -121,8 +89,7 @@ static const struct cfg_section cfg_sections[] = {
 #define CFG_FIELD(c, k, T) ((T *)((char *)(c) + (k)->offset))
 #define CFG_COUNT(c, off) ((size_t *)((char *)(c) + (off)))
 
-static const struct cfg_section *cfg_section_find(const char *name,
-						  size_t len)
+const struct cfg_section *store_cfg_section_find(const char *name, size_t len)
 {
 	for (size_t i = 0; i < CFG_NSECTIONS; i++)
 		if (strlen(cfg_sections[i].name) == len &&
@@ -131,8 +98,8 @@ static const struct cfg_section *cfg_section_find(const char *name,
 	return NULL;
 }
 
-static const struct cfg_key *cfg_key_find(const struct cfg_section *s,
-					  const char *name)
+const struct cfg_key *store_cfg_key_find(const struct cfg_section *s,
+					 const char *name)
 {
 	for (size_t i = 0; i < s->nkeys; i++)
 		if (!strcmp(s->keys[i].name, name))
@@ -155,8 +122,7 @@ static bool cfg_duration_ok(const char *s)
 	return true;
 }
 
-__attribute__((format(printf, 3, 4))) static void
-cfg_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+void store_cfg_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 {
 	if (!errbuf || errlen == 0)
 		return;
@@ -167,12 +133,6 @@ cfg_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 }
 
 /* ---------------------------------------------------------------- text out */
-
-struct cfg_buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
 
 /* Room for n more bytes and a NUL; false (and failed set) if none. */
 static bool cfg_reserve(struct cfg_buf *b, size_t n)
@@ -194,7 +154,7 @@ static bool cfg_reserve(struct cfg_buf *b, size_t n)
 	return true;
 }
 
-static void cfg_put(struct cfg_buf *b, const char *s, size_t n)
+void store_cfg_put(struct cfg_buf *b, const char *s, size_t n)
 {
 	if (!cfg_reserve(b, n))
 		return;
@@ -203,13 +163,12 @@ static void cfg_put(struct cfg_buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void cfg_puts(struct cfg_buf *b, const char *s)
+void store_cfg_puts(struct cfg_buf *b, const char *s)
 {
-	cfg_put(b, s, strlen(s));
+	store_cfg_put(b, s, strlen(s));
 }
 
-__attribute__((format(printf, 2, 3))) static void
-cfg_printf(struct cfg_buf *b, const char *fmt, ...)
+void store_cfg_printf(struct cfg_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -227,10 +186,10 @@ cfg_printf(struct cfg_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-static void cfg_indent(struct cfg_buf *b, size_t n)
+void store_cfg_indent(struct cfg_buf *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		cfg_put(b, " ", 1);
+		store_cfg_put(b, " ", 1);
 }
 
 /* Plain style only for a conservative character set and never for words
@@ -256,35 +215,35 @@ static bool cfg_plain_ok(const char *s)
 	return true;
 }
 
-static void cfg_scalar(struct cfg_buf *b, const char *s)
+void store_cfg_scalar(struct cfg_buf *b, const char *s)
 {
 	if (cfg_plain_ok(s)) {
-		cfg_puts(b, s);
+		store_cfg_puts(b, s);
 		return;
 	}
-	cfg_put(b, "\"", 1);
+	store_cfg_put(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\') {
 			char e[2] = { '\\', (char)*p };
-			cfg_put(b, e, 2);
+			store_cfg_put(b, e, 2);
 		} else if (*p == '\n') {
-			cfg_puts(b, "\\n");
+			store_cfg_puts(b, "\\n");
 		} else if (*p == '\t') {
-			cfg_puts(b, "\\t");
+			store_cfg_puts(b, "\\t");
 		} else if (*p < 0x20 || *p == 0x7f) {
-			cfg_printf(b, "\\x%02x", *p);
+			store_cfg_printf(b, "\\x%02x", *p);
 		} else if (p[0] == 0xc2 && p[1] == 0x85) {
-			cfg_puts(b, "\\N"); /* NEL: YAML would fold it */
+			store_cfg_puts(b, "\\N"); /* NEL: YAML would fold it */
 			p++;
 		} else if (p[0] == 0xe2 && p[1] == 0x80 &&
 			   (p[2] == 0xa8 || p[2] == 0xa9)) {
-			cfg_puts(b, p[2] == 0xa8 ? "\\L" : "\\P");
+			store_cfg_puts(b, p[2] == 0xa8 ? "\\L" : "\\P");
 			p += 2;
 		} else {
-			cfg_put(b, (const char *)p, 1);
+			store_cfg_put(b, (const char *)p, 1);
 		}
 	}
-	cfg_put(b, "\"", 1);
+	store_cfg_put(b, "\"", 1);
 }
 
 /* "# " before every line of text. */
@@ -292,10 +251,10 @@ static void cfg_comment(struct cfg_buf *b, size_t indent, const char *text)
 {
 	while (*text) {
 		size_t n = strcspn(text, "\n");
-		cfg_indent(b, indent);
-		cfg_puts(b, "# ");
-		cfg_put(b, text, n);
-		cfg_puts(b, "\n");
+		store_cfg_indent(b, indent);
+		store_cfg_puts(b, "# ");
+		store_cfg_put(b, text, n);
+		store_cfg_puts(b, "\n");
 		text += n + (text[n] == '\n');
 	}
 }
@@ -304,10 +263,10 @@ static size_t cfg_sources_render(const struct store_config *c,
 				 struct cfg_buf *b)
 {
 	for (size_t i = 0; i < c->nsources; i++) {
-		cfg_puts(b, "\n  ");
-		cfg_scalar(b, c->sources[i].name);
-		cfg_puts(b, ": ");
-		cfg_scalar(b, c->sources[i].path);
+		store_cfg_puts(b, "\n  ");
+		store_cfg_scalar(b, c->sources[i].name);
+		store_cfg_puts(b, ": ");
+		store_cfg_scalar(b, c->sources[i].path);
 	}
 	return c->nsources;
 }
@@ -324,24 +283,24 @@ static void cfg_sources_free(struct store_config *c)
 static void cfg_key_render(const struct store_config *c,
 			   const struct cfg_key *k, struct cfg_buf *b)
 {
-	cfg_printf(b, "  %s:", k->name);
+	store_cfg_printf(b, "  %s:", k->name);
 	if (k->type == CFG_INT) {
-		cfg_printf(b, " %d\n", *CFG_FIELD(c, k, const int));
+		store_cfg_printf(b, " %d\n", *CFG_FIELD(c, k, const int));
 	} else if (k->type == CFG_STRING) {
 		const char *s = *CFG_FIELD(c, k, char *const);
-		cfg_puts(b, " ");
-		cfg_scalar(b, s ? s : "");
-		cfg_puts(b, "\n");
+		store_cfg_puts(b, " ");
+		store_cfg_scalar(b, s ? s : "");
+		store_cfg_puts(b, "\n");
 	} else {
 		char *const *items = *CFG_FIELD(c, k, char **const);
 		size_t n = *CFG_COUNT(c, k->count_offset);
 		if (n == 0)
-			cfg_puts(b, " []");
+			store_cfg_puts(b, " []");
 		for (size_t i = 0; i < n; i++) {
-			cfg_puts(b, "\n    - ");
-			cfg_scalar(b, items[i]);
+			store_cfg_puts(b, "\n    - ");
+			store_cfg_scalar(b, items[i]);
 		}
-		cfg_puts(b, "\n");
+		store_cfg_puts(b, "\n");
 	}
 }
 
@@ -357,20 +316,20 @@ static int cfg_render(const struct store_config *c, bool help, char **out)
 	for (size_t i = 0; i < CFG_NSECTIONS; i++) {
 		const struct cfg_section *s = &cfg_sections[i];
 		if (help) {
-			cfg_puts(&b, "\n");
+			store_cfg_puts(&b, "\n");
 			if (s->help)
 				cfg_comment(&b, 0, s->help);
 		}
 		if (s->render_entries) {
-			cfg_printf(&b, "%s:", s->name);
+			store_cfg_printf(&b, "%s:", s->name);
 			bool none = s->render_entries(c, &b) == 0;
 			/* null, not {}: `config set` can add lines under it */
-			cfg_puts(&b, none && !help ? " {}\n" : "\n");
+			store_cfg_puts(&b, none && !help ? " {}\n" : "\n");
 			if (help && none && s->example)
 				cfg_comment(&b, 2, s->example);
 			continue;
 		}
-		cfg_printf(&b, "%s:\n", s->name);
+		store_cfg_printf(&b, "%s:\n", s->name);
 		for (size_t k = 0; k < s->nkeys; k++) {
 			if (help && s->keys[k].help)
 				cfg_comment(&b, 2, s->keys[k].help);
@@ -403,30 +362,31 @@ cfg_error(struct cfg_load *l, const yaml_node_t *at, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	cfg_set_err(l->errbuf, l->errlen, "%s:%zu: %s", l->file,
-		    at->start_mark.line + 1, msg);
+	store_cfg_set_err(l->errbuf, l->errlen, "%s:%zu: %s", l->file,
+			  at->start_mark.line + 1, msg);
 	return SD_ECONFIG;
 }
 
-static const char *cfg_text(const yaml_node_t *n)
+const char *store_cfg_text(const yaml_node_t *n)
 {
 	return (const char *)n->data.scalar.value;
 }
 
-static bool cfg_is_null(const yaml_node_t *n)
+bool store_cfg_is_null(const yaml_node_t *n)
 {
 	if (!n || n->type != YAML_SCALAR_NODE ||
 	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return false;
-	const char *s = cfg_text(n);
+	const char *s = store_cfg_text(n);
 	return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
 	       !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
-static bool cfg_key_is(const yaml_node_t *n, const char *s, size_t len)
+bool store_cfg_key_is(const yaml_node_t *n, const char *s, size_t len)
 {
 	return n && n->type == YAML_SCALAR_NODE &&
-	       n->data.scalar.length == len && !memcmp(cfg_text(n), s, len);
+	       n->data.scalar.length == len &&
+	       !memcmp(store_cfg_text(n), s, len);
 }
 
 /* A node as messages show it: a scalar's text, or what kind it is. */
@@ -436,14 +396,14 @@ static const char *cfg_shown(const yaml_node_t *n)
 		return "a list";
 	if (n->type == YAML_MAPPING_NODE)
 		return "a mapping";
-	return cfg_text(n);
+	return store_cfg_text(n);
 }
 
 /* Scalars that are text: no NUL inside (a C string could not hold it). */
-static bool cfg_is_text(const yaml_node_t *n)
+bool store_cfg_is_text(const yaml_node_t *n)
 {
 	return n->type == YAML_SCALAR_NODE &&
-	       strlen(cfg_text(n)) == n->data.scalar.length;
+	       strlen(store_cfg_text(n)) == n->data.scalar.length;
 }
 
 /* Absolute, or ~ / ~/... under $HOME; SD_EUSAGE otherwise. */
@@ -470,10 +430,10 @@ static int cfg_source_load(struct cfg_load *l, yaml_node_t *key,
 			   yaml_node_t *value)
 {
 	struct store_config *c = l->c;
-	const char *name = cfg_text(key);
+	const char *name = store_cfg_text(key);
 	size_t len = key->data.scalar.length;
-	if (!cfg_is_text(key) || len == 0 || len > 255 || strchr(name, '/') ||
-	    !strcmp(name, ".") || !strcmp(name, ".."))
+	if (!store_cfg_is_text(key) || len == 0 || len > 255 ||
+	    strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return cfg_error(l, key,
 				 "sources: '%s' is not a valid name (one path "
 				 "component)", name);
@@ -483,8 +443,8 @@ static int cfg_source_load(struct cfg_load *l, yaml_node_t *key,
 					 name);
 	char *path = NULL;
 	int r = SD_EUSAGE;
-	if (cfg_is_text(value) && !cfg_is_null(value))
-		r = cfg_expand_path(cfg_text(value), &path);
+	if (store_cfg_is_text(value) && !store_cfg_is_null(value))
+		r = cfg_expand_path(store_cfg_text(value), &path);
 	if (r == SD_EUSAGE)
 		return cfg_error(l, value,
 				 "sources.%s: expected an absolute path or "
@@ -509,7 +469,7 @@ static int cfg_source_load(struct cfg_load *l, yaml_node_t *key,
 static int cfg_int_load(struct cfg_load *l, const char *sec,
 			const struct cfg_key *k, yaml_node_t *v)
 {
-	const char *s = v->type == YAML_SCALAR_NODE ? cfg_text(v) : "";
+	const char *s = v->type == YAML_SCALAR_NODE ? store_cfg_text(v) : "";
 	size_t digits = strspn(s, "0123456789");
 	long val = digits && digits <= 9 && !s[digits] ? strtol(s, NULL, 10)
 						       : -1;
@@ -529,15 +489,15 @@ static int cfg_string_load(struct cfg_load *l, const char *sec,
 			   const struct cfg_key *k, yaml_node_t *v)
 {
 	char **field = CFG_FIELD(l->c, k, char *);
-	if (cfg_is_null(v))
+	if (store_cfg_is_null(v))
 		return 0;
-	if (!cfg_is_text(v) || (*cfg_text(v) && k->valid &&
-				!k->valid(cfg_text(v))))
+	if (!store_cfg_is_text(v) || (*store_cfg_text(v) && k->valid &&
+				      !k->valid(store_cfg_text(v))))
 		return cfg_error(l, v, "%s.%s: expected %s, got '%s'", sec,
 				 k->name, k->expect, cfg_shown(v));
 	free(*field);
 	*field = NULL;
-	if (*cfg_text(v) && !(*field = strdup(cfg_text(v))))
+	if (*store_cfg_text(v) && !(*field = strdup(store_cfg_text(v))))
 		return -ENOMEM;
 	return 0;
 }
@@ -545,7 +505,7 @@ static int cfg_string_load(struct cfg_load *l, const char *sec,
 static int cfg_list_load(struct cfg_load *l, const char *sec,
 			 const struct cfg_key *k, yaml_node_t *v)
 {
-	if (cfg_is_null(v))
+	if (store_cfg_is_null(v))
 		return 0;
 	if (v->type != YAML_SEQUENCE_NODE)
 		return cfg_error(l, v, "%s.%s: expected a list, got '%s'", sec,
@@ -555,7 +515,7 @@ static int cfg_list_load(struct cfg_load *l, const char *sec,
 	for (yaml_node_item_t *it = v->data.sequence.items.start;
 	     it < v->data.sequence.items.top; it++) {
 		yaml_node_t *item = yaml_document_get_node(l->doc, *it);
-		if (!cfg_is_text(item) || cfg_is_null(item))
+		if (!store_cfg_is_text(item) || store_cfg_is_null(item))
 			return cfg_error(l, item,
 					 "%s.%s: expected a list of non-empty "
 					 "strings, got '%s'", sec, k->name,
@@ -564,7 +524,7 @@ static int cfg_list_load(struct cfg_load *l, const char *sec,
 		if (!n)
 			return -ENOMEM;
 		*field = n;
-		if (!(n[*count] = strdup(cfg_text(item))))
+		if (!(n[*count] = strdup(store_cfg_text(item))))
 			return -ENOMEM;
 		(*count)++;
 	}
@@ -574,7 +534,7 @@ static int cfg_list_load(struct cfg_load *l, const char *sec,
 static int cfg_section_load(struct cfg_load *l, const struct cfg_section *s,
 			    yaml_node_t *m)
 {
-	if (cfg_is_null(m))
+	if (store_cfg_is_null(m))
 		return 0;
 	if (m->type != YAML_MAPPING_NODE)
 		return cfg_error(l, m, "%s: expected a mapping, got '%s'",
@@ -594,10 +554,11 @@ static int cfg_section_load(struct cfg_load *l, const struct cfg_section *s,
 				return r;
 			continue;
 		}
-		const struct cfg_key *key = cfg_key_find(s, cfg_text(k));
-		if (!key || !cfg_is_text(k))
+		const struct cfg_key *key =
+			store_cfg_key_find(s, store_cfg_text(k));
+		if (!key || !store_cfg_is_text(k))
 			return cfg_error(l, k, "unknown key '%s.%s'", s->name,
-					 cfg_text(k));
+					 store_cfg_text(k));
 		uint64_t bit = 1ull << (key - s->keys);
 		if (seen & bit)
 			return cfg_error(l, k, "duplicate key '%s.%s'", s->name,
@@ -628,7 +589,7 @@ static void cfg_defaults(struct store_config *c)
 static int cfg_load_doc(struct cfg_load *l)
 {
 	yaml_node_t *root = yaml_document_get_root_node(l->doc);
-	if (!root || cfg_is_null(root))
+	if (!root || store_cfg_is_null(root))
 		return 0;
 	if (root->type != YAML_MAPPING_NODE)
 		return cfg_error(l, root, "expected a mapping of sections");
@@ -639,8 +600,8 @@ static int cfg_load_doc(struct cfg_load *l)
 		yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
 		const struct cfg_section *s =
 			k->type == YAML_SCALAR_NODE
-				? cfg_section_find(cfg_text(k),
-						   k->data.scalar.length)
+				? store_cfg_section_find(store_cfg_text(k),
+							 k->data.scalar.length)
 				: NULL;
 		if (!s)
 			return cfg_error(l, k, "unknown key '%s'",
@@ -656,8 +617,8 @@ static int cfg_load_doc(struct cfg_load *l)
 }
 
 /* Parses one YAML document; syntax errors become FILE:LINE:COL messages. */
-static int cfg_parse(const char *file, const char *text, size_t len,
-		     yaml_document_t *doc, char *errbuf, size_t errlen)
+int store_cfg_parse(const char *file, const char *text, size_t len,
+		    yaml_document_t *doc, char *errbuf, size_t errlen)
 {
 	yaml_parser_t parser;
 	yaml_document_t extra;
@@ -673,9 +634,9 @@ static int cfg_parse(const char *file, const char *text, size_t len,
 	}
 	yaml_node_t *more = yaml_document_get_root_node(&extra);
 	if (more) {
-		cfg_set_err(errbuf, errlen,
-			    "%s:%zu: only one YAML document is allowed", file,
-			    more->start_mark.line + 1);
+		store_cfg_set_err(errbuf, errlen,
+				  "%s:%zu: only one YAML document is allowed",
+				  file, more->start_mark.line + 1);
 		yaml_document_delete(doc);
 		r = SD_ECONFIG;
 	}
@@ -698,29 +659,32 @@ syntax:
 		}
 	}
 	if (parser.context)
-		cfg_set_err(errbuf, errlen, "%s:%zu:%zu: %s (%s at line %zu)",
-			    file, line, col,
-			    parser.problem ? parser.problem : "invalid YAML",
-			    parser.context, parser.context_mark.line + 1);
+		store_cfg_set_err(errbuf, errlen,
+				  "%s:%zu:%zu: %s (%s at line %zu)", file,
+				  line, col,
+				  parser.problem ? parser.problem
+						 : "invalid YAML",
+				  parser.context, parser.context_mark.line + 1);
 	else
-		cfg_set_err(errbuf, errlen, "%s:%zu:%zu: %s", file, line, col,
-			    parser.problem ? parser.problem : "invalid YAML");
+		store_cfg_set_err(errbuf, errlen, "%s:%zu:%zu: %s", file,
+				  line, col,
+				  parser.problem ? parser.problem
+						 : "invalid YAML");
 	r = SD_ECONFIG;
 out:
 	yaml_parser_delete(&parser);
 	return r;
 }
 
-static int cfg_load_text(const char *file, const char *text, size_t len,
-			 struct store_config **out, char *errbuf,
-			 size_t errlen)
+int store_cfg_load_text(const char *file, const char *text, size_t len,
+			struct store_config **out, char *errbuf, size_t errlen)
 {
 	yaml_document_t doc;
 	struct store_config *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	cfg_defaults(c);
-	int r = cfg_parse(file, text, len, &doc, errbuf, errlen);
+	int r = store_cfg_parse(file, text, len, &doc, errbuf, errlen);
 	if (r < 0) {
 		store_config_free(c);
 		return r;
@@ -730,7 +694,8 @@ static int cfg_load_text(const char *file, const char *text, size_t len,
 	yaml_document_delete(&doc);
 	if (r < 0) {
 		if (r == -ENOMEM)
-			cfg_set_err(errbuf, errlen, "%s: out of memory", file);
+			store_cfg_set_err(errbuf, errlen, "%s: out of memory",
+					  file);
 		store_config_free(c);
 		return r;
 	}
@@ -743,15 +708,15 @@ int store_config_load(const char *path, struct store_config **out,
 {
 	char *text = NULL;
 	size_t len = 0;
-	cfg_set_err(errbuf, errlen, "%s", "");
+	store_cfg_set_err(errbuf, errlen, "%s", "");
 	int r = store_file_read_all(path, &text, &len);
 	if (r == -ENOENT)
-		return cfg_load_text(path, "", 0, out, errbuf, errlen);
+		return store_cfg_load_text(path, "", 0, out, errbuf, errlen);
 	if (r < 0) {
-		cfg_set_err(errbuf, errlen, "%s: %s", path, strerror(-r));
+		store_cfg_set_err(errbuf, errlen, "%s: %s", path, strerror(-r));
 		return r;
 	}
-	r = cfg_load_text(path, text, len, out, errbuf, errlen);
+	r = store_cfg_load_text(path, text, len, out, errbuf, errlen);
 	free(text);
 	return r;
 }
@@ -802,318 +767,4 @@ const char *store_config_default_text(void)
 	/* Only reachable when memory ran out: an empty file is all
 	 * defaults too. */
 	return cfg_default_text ? cfg_default_text : "";
-}
-
-/* ---------------------------------------------------------------- set */
-
-/* One textual change: text[at, at+cut) becomes ins. */
-struct cfg_edit {
-	size_t at, cut;
-	struct cfg_buf ins;
-};
-
-static yaml_node_t *cfg_pair_find(yaml_document_t *d, yaml_node_t *m,
-				  const char *key, yaml_node_t **key_node)
-{
-	for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
-	     p < m->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(d, p->key);
-		if (cfg_key_is(k, key, strlen(key))) {
-			*key_node = k;
-			return yaml_document_get_node(d, p->value);
-		}
-	}
-	return NULL;
-}
-
-/* Where a node's own text ends. A block collection's end mark lies at
- * the next token (past blank lines and comments), so use its last child. */
-static size_t cfg_node_end(yaml_document_t *d, yaml_node_t *n)
-{
-	for (;;) {
-		if (n->type == YAML_SEQUENCE_NODE &&
-		    n->data.sequence.style == YAML_BLOCK_SEQUENCE_STYLE &&
-		    n->data.sequence.items.top > n->data.sequence.items.start) {
-			yaml_node_item_t *top = n->data.sequence.items.top;
-			n = yaml_document_get_node(d, top[-1]);
-		} else if (n->type == YAML_MAPPING_NODE &&
-			   n->data.mapping.style == YAML_BLOCK_MAPPING_STYLE &&
-			   n->data.mapping.pairs.top >
-				   n->data.mapping.pairs.start) {
-			yaml_node_pair_t *top = n->data.mapping.pairs.top;
-			n = yaml_document_get_node(d, top[-1].value);
-		} else {
-			return n->end_mark.index;
-		}
-	}
-}
-
-/* The start of the line after the one holding position at. */
-static size_t cfg_next_line(const char *text, size_t len, size_t at)
-{
-	if (at > 0 && text[at - 1] == '\n')
-		return at;
-	while (at < len && text[at] != '\n')
-		at++;
-	return at < len ? at + 1 : len;
-}
-
-/* A new line at the end of the text needs the last line ended first. */
-static void cfg_edit_line_start(struct cfg_edit *e, const char *text,
-				size_t len)
-{
-	if (e->at == len && len > 0 && text[len - 1] != '\n')
-		cfg_puts(&e->ins, "\n");
-}
-
-/* Replaces the value v of key k by val. */
-static void cfg_edit_replace(struct cfg_edit *e, const char *text, size_t len,
-			     yaml_document_t *d, yaml_node_t *k,
-			     yaml_node_t *v, const char *val)
-{
-	size_t start = v->start_mark.index, end = cfg_node_end(d, v);
-	if (v->start_mark.line > k->end_mark.line) {
-		/* a value below its key: the new one goes after the colon */
-		start = k->end_mark.index;
-		while (start < end && text[start] != ':')
-			start++;
-		start = start < len ? start + 1 : len;
-	}
-	e->at = start;
-	e->cut = end - start;
-	if (start > 0 && text[start - 1] == ':')
-		cfg_puts(&e->ins, " ");
-	cfg_puts(&e->ins, val);
-	if (end > start && text[end - 1] == '\n')
-		cfg_puts(&e->ins, "\n");
-}
-
-/* Adds key: val to mapping m, or with sub set, key: {sub: val} (a new
- * section), in the mapping's own style and indentation. */
-static int cfg_edit_insert(struct cfg_edit *e, const char *text, size_t len,
-			   yaml_document_t *d, yaml_node_t *m,
-			   const char *key, const char *sub, const char *val)
-{
-	bool empty = m->data.mapping.pairs.top == m->data.mapping.pairs.start;
-	if (m->data.mapping.style == YAML_FLOW_MAPPING_STYLE) {
-		/* before the closing brace, which ends the end mark */
-		e->at = m->end_mark.index - 1;
-		cfg_printf(&e->ins, "%s%s: ", empty ? "" : ", ", key);
-		if (sub)
-			cfg_printf(&e->ins, "{%s: %s}", sub, val);
-		else
-			cfg_puts(&e->ins, val);
-		return 0;
-	}
-	size_t indent = yaml_document_get_node(
-		d, m->data.mapping.pairs.start[0].key)->start_mark.column;
-	/* a new section goes at the very end, after trailing comments; a
-	 * new key right after its section's last value */
-	e->at = sub ? len : cfg_next_line(text, len, cfg_node_end(d, m));
-	cfg_edit_line_start(e, text, len);
-	cfg_indent(&e->ins, indent);
-	cfg_printf(&e->ins, "%s:", key);
-	if (sub) {
-		cfg_puts(&e->ins, "\n");
-		cfg_indent(&e->ins, indent + 2);
-		cfg_printf(&e->ins, "%s:", sub);
-	}
-	cfg_printf(&e->ins, " %s\n", val);
-	return 0;
-}
-
-static int cfg_edit_plan(struct cfg_edit *e, const char *file,
-			 const char *text, size_t len, yaml_document_t *d,
-			 const struct cfg_section *s, const char *sub,
-			 const char *sub_yaml, const char *val, char *errbuf,
-			 size_t errlen)
-{
-	yaml_node_t *root = yaml_document_get_root_node(d), *sk, *kk;
-	if (!root || cfg_is_null(root)) {
-		e->at = len;
-		cfg_edit_line_start(e, text, len);
-		cfg_printf(&e->ins, "%s:\n  %s: %s\n", s->name, sub_yaml, val);
-		return 0;
-	}
-	if (root->type != YAML_MAPPING_NODE)
-		goto not_mapping;
-	yaml_node_t *sv = cfg_pair_find(d, root, s->name, &sk);
-	if (!sv)
-		return cfg_edit_insert(e, text, len, d, root, s->name, sub_yaml,
-				       val);
-	if (sv->start_mark.index < sk->end_mark.index)
-		goto alias;
-	if (cfg_is_null(sv) && sv->start_mark.index == sv->end_mark.index) {
-		e->at = cfg_next_line(text, len, sv->start_mark.index);
-		cfg_edit_line_start(e, text, len);
-		cfg_indent(&e->ins, sk->start_mark.column + 2);
-		cfg_printf(&e->ins, "%s: %s\n", sub_yaml, val);
-		return 0;
-	}
-	if (cfg_is_null(sv)) {
-		struct cfg_buf flow = { 0 };
-		cfg_printf(&flow, "{%s: %s}", sub_yaml, val);
-		if (flow.failed)
-			return -ENOMEM;
-		cfg_edit_replace(e, text, len, d, sk, sv, flow.p);
-		free(flow.p);
-		return 0;
-	}
-	root = sv;
-	if (sv->type != YAML_MAPPING_NODE)
-		goto not_mapping;
-	yaml_node_t *kv = cfg_pair_find(d, sv, sub, &kk);
-	if (!kv)
-		return cfg_edit_insert(e, text, len, d, sv, sub_yaml, NULL,
-				       val);
-	if (kv->start_mark.index < kk->end_mark.index) {
-		root = kv;
-		goto alias;
-	}
-	cfg_edit_replace(e, text, len, d, kk, kv, val);
-	return 0;
-not_mapping:
-	cfg_set_err(errbuf, errlen, "%s:%zu: expected a mapping", file,
-		    root->start_mark.line + 1);
-	return SD_ECONFIG;
-alias:
-	cfg_set_err(errbuf, errlen, "%s:%zu: cannot change a value that is "
-		    "an alias", file, root->start_mark.line + 1);
-	return SD_ECONFIG;
-}
-
-/* The YAML for a list value: value must itself be a YAML list (or empty);
- * it is re-emitted so nothing but the list reaches the file. */
-static int cfg_list_text(const char *file, const char *key,
-			 const char *value, struct cfg_buf *b, char *errbuf,
-			 size_t errlen)
-{
-	yaml_document_t d;
-	int r = cfg_parse(file, value, strlen(value), &d, NULL, 0);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0)
-		goto bad;
-	yaml_node_t *root = yaml_document_get_root_node(&d);
-	cfg_puts(b, "[");
-	if (root && !cfg_is_null(root)) {
-		if (root->type != YAML_SEQUENCE_NODE) {
-			yaml_document_delete(&d);
-			goto bad;
-		}
-		for (yaml_node_item_t *it = root->data.sequence.items.start;
-		     it < root->data.sequence.items.top; it++) {
-			yaml_node_t *item = yaml_document_get_node(&d, *it);
-			if (!cfg_is_text(item)) {
-				yaml_document_delete(&d);
-				goto bad;
-			}
-			if (it > root->data.sequence.items.start)
-				cfg_puts(b, ", ");
-			cfg_scalar(b, cfg_text(item));
-		}
-	}
-	cfg_puts(b, "]");
-	yaml_document_delete(&d);
-	return 0;
-bad:
-	cfg_set_err(errbuf, errlen,
-		    "%s: %s: expected a YAML list such as [\"*.tmp\", .cache], "
-		    "got '%s'", file, key, value);
-	return SD_ECONFIG;
-}
-
-static int cfg_write(const char *path, const char *text, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	if (!slash)
-		dir = strdup(".");
-	else
-		dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
-	if (!dir)
-		return -ENOMEM;
-	struct stat st;
-	mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
-	int r = store_file_write_atomic(dir, slash ? slash + 1 : path, text,
-					len, mode);
-	free(dir);
-	return r;
-}
-
-int store_config_set(const char *path, const char *key, const char *value,
-		     char *errbuf, size_t errlen)
-{
-	struct cfg_buf val = { 0 }, sub_yaml = { 0 }, out = { 0 };
-	struct cfg_edit e = { 0 };
-	struct store_config *c = NULL;
-	yaml_document_t doc;
-	bool have_doc = false;
-	char *text = NULL;
-	size_t len = 0;
-	int r;
-
-	cfg_set_err(errbuf, errlen, "%s", "");
-	const char *dot = strchr(key, '.');
-	const struct cfg_section *s =
-		dot ? cfg_section_find(key, (size_t)(dot - key)) : NULL;
-	const char *sub = dot ? dot + 1 : "";
-	const struct cfg_key *k =
-		s && !s->load_entry ? cfg_key_find(s, sub) : NULL;
-	if (!s || !*sub || (!s->load_entry && !k)) {
-		cfg_set_err(errbuf, errlen, "%s: unknown key '%s'", path, key);
-		return SD_ECONFIG;
-	}
-
-	r = store_file_read_all(path, &text, &len);
-	if (r == -ENOENT)
-		r = (text = strdup("")) ? 0 : -ENOMEM;
-	if (r < 0) {
-		cfg_set_err(errbuf, errlen, "%s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (k && k->type == CFG_LIST)
-		r = cfg_list_text(path, key, value, &val, errbuf, errlen);
-	else
-		cfg_scalar(&val, value);
-	cfg_scalar(&sub_yaml, sub);
-	if (r < 0)
-		goto out;
-	if (val.failed || sub_yaml.failed) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = cfg_parse(path, text, len, &doc, errbuf, errlen);
-	if (r < 0)
-		goto out;
-	have_doc = true;
-	r = cfg_edit_plan(&e, path, text, len, &doc, s, sub, sub_yaml.p, val.p,
-			  errbuf, errlen);
-	if (r < 0)
-		goto out;
-	cfg_put(&out, text, e.at);
-	cfg_put(&out, e.ins.p ? e.ins.p : "", e.ins.len);
-	cfg_put(&out, text + e.at + e.cut, len - e.at - e.cut);
-	if (out.failed || e.ins.failed) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = cfg_load_text(path, out.p, out.len, &c, errbuf, errlen);
-	if (r < 0)
-		goto out;
-	r = cfg_write(path, out.p, out.len);
-	if (r < 0)
-		cfg_set_err(errbuf, errlen, "%s: %s", path, strerror(-r));
-out:
-	if (r == -ENOMEM)
-		cfg_set_err(errbuf, errlen, "%s: out of memory", path);
-	if (have_doc)
-		yaml_document_delete(&doc);
-	store_config_free(c);
-	free(text);
-	free(val.p);
-	free(sub_yaml.p);
-	free(out.p);
-	free(e.ins.p);
-	return r;
 }

@@ -121,10 +121,15 @@ struct restore {
 	struct store_repo *repo;
 	const struct store_restore_options *o;
 
-	pthread_mutex_t lock;	/* protects q, head, count, closing */
+	/* Wakeups only go to a thread that waits, and the walker only once
+	 * half the queue is free: small files would otherwise cost a futex
+	 * call or two each. */
+	pthread_mutex_t lock;	/* protects the fields down to closing */
 	pthread_cond_t not_empty, not_full;
 	struct file_job q[QUEUE_CAP];
 	size_t head, count;
+	int idle;		/* workers waiting for a job */
+	bool walker_waits;	/* for room in the queue */
 	bool closing;		/* the walker queues nothing more */
 	pthread_t threads[MAX_WORKERS];
 	int nthreads;
@@ -371,8 +376,11 @@ static void *restore_worker(void *arg)
 	struct restore *rs = arg;
 	for (;;) {
 		pthread_mutex_lock(&rs->lock);
-		while (rs->count == 0 && !rs->closing)
+		while (rs->count == 0 && !rs->closing) {
+			rs->idle++;
 			pthread_cond_wait(&rs->not_empty, &rs->lock);
+			rs->idle--;
+		}
 		if (rs->count == 0) {
 			pthread_mutex_unlock(&rs->lock);
 			return NULL;
@@ -380,7 +388,8 @@ static void *restore_worker(void *arg)
 		struct file_job j = rs->q[rs->head];
 		rs->head = (rs->head + 1) % QUEUE_CAP;
 		rs->count--;
-		pthread_cond_signal(&rs->not_full);
+		if (rs->walker_waits && rs->count <= QUEUE_CAP / 2)
+			pthread_cond_signal(&rs->not_full);
 		pthread_mutex_unlock(&rs->lock);
 		if (atomic_load(&rs->fatal) == 0)
 			file_restore(rs, &j);
@@ -393,12 +402,16 @@ static void file_queue(struct restore *rs, struct rdir *d,
 {
 	atomic_fetch_add(&d->refs, 1);
 	pthread_mutex_lock(&rs->lock);
-	while (rs->count == QUEUE_CAP)
+	while (rs->count == QUEUE_CAP) {
+		rs->walker_waits = true;
 		pthread_cond_wait(&rs->not_full, &rs->lock);
+		rs->walker_waits = false;
+	}
 	rs->q[(rs->head + rs->count) % QUEUE_CAP] =
 		(struct file_job){ d, n, g };
 	rs->count++;
-	pthread_cond_signal(&rs->not_empty);
+	if (rs->idle > 0)
+		pthread_cond_signal(&rs->not_empty);
 	pthread_mutex_unlock(&rs->lock);
 }
 

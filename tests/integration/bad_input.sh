@@ -24,7 +24,7 @@ use_repo() { export SNAPDRAFT_REPO=$1; }
 # locker: holds the writer lock of the main repository from another process
 # (flock, as store/repo.c takes it) until killed; its pid in $lpid.
 locker() {
-	python3 -c 'import fcntl, sys, time; f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(120)' \
+	"$PY" -c 'import fcntl, sys, time; f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(120)' \
 		"$main/lock" >"$WORK/locker.out" &
 	lpid=$!
 	cleanup_add "kill $lpid 2>/dev/null"
@@ -33,7 +33,7 @@ locker() {
 
 # snapshot_count: backup points of the current repository.
 snapshot_count() {
-	sd --json snapshots | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+	sd --json snapshots | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'
 }
 
 src=$WORK/src
@@ -128,9 +128,10 @@ test_init_refused() {
 
 # format version
 test_format_version() {
+	repo_digest "$main" >"$WORK/repo-fmt0"
 	cp "$main/format" "$WORK/format.orig"
 	for v in 99 0; do
-		python3 - "$main/format" "$v" <<-'EOF'
+		"$PY" - "$main/format" "$v" <<-'EOF'
 	import json, sys
 	p, v = sys.argv[1], int(sys.argv[2])
 	j = json.load(open(p)); j["snapdraft_repository"] = v
@@ -142,7 +143,7 @@ test_format_version() {
 		expect_stderr "format $v"
 	done
 	cp "$WORK/format.orig" "$main/format"
-	repo_unchanged_since "$WORK/repo0" "after format version errors"
+	repo_unchanged_since "$WORK/repo-fmt0" "after format version errors"
 }
 
 # read-only target

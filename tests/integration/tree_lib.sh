@@ -9,11 +9,15 @@
 
 : "${WORK:?source lib.sh first}"
 
+# The system Python: a version manager's shim costs a second per start.
+PY=python3
+[ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
+
 # _gen KIND PATH BYTES SEED: deterministic content.
 #   random: incompressible bytes; text: words (ASCII and Korean), compressible;
 #   mixed: alternating text and random runs of 64-512 KiB.
 _gen() {
-	python3 - "$@" <<'EOF'
+	"$PY" - "$@" <<'EOF'
 import random, sys
 kind, path, size, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rng = random.Random(f"{kind}:{seed}")
@@ -56,7 +60,7 @@ make_big_file() {
 
 # A unix socket file left behind by a process that bound it and exited.
 _make_socket() {
-	(cd "$(dirname "$1")" && python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$(basename "$1")")
+	(cd "$(dirname "$1")" && "$PY" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$(basename "$1")")
 }
 
 # make_tree DIR [SEED]: creates DIR (missing or empty) with the awkward tree.
@@ -245,7 +249,7 @@ repo_unchanged_since() {
 # json_get FILE EXPR: evaluates a Python expression on the JSON in FILE
 # (bound to j) and prints the result.
 json_get() {
-	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2"
+	"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1" "$2"
 }
 
 # json_ok FILE EXPR: fails unless the Python expression is true.
@@ -269,7 +273,7 @@ pack_list() {
 # pack_locate REPO HEXID: "PACKPATH OFFSET STORED_LEN FLAGS" of the blob, read
 # from the pack trailers as store.h lays them out (the packs are the truth).
 pack_locate() {
-	python3 - "$1" "$2" <<'EOF'
+	"$PY" - "$1" "$2" <<'EOF'
 import os, struct, sys
 repo, want = sys.argv[1], bytes.fromhex(sys.argv[2])
 for root, _, files in os.walk(os.path.join(repo, "packs")):
@@ -294,7 +298,7 @@ EOF
 
 # flip_byte FILE OFFSET: inverts the bits of one byte in place.
 flip_byte() {
-	python3 - "$1" "$2" <<'EOF'
+	"$PY" - "$1" "$2" <<'EOF'
 import sys
 path, off = sys.argv[1], int(sys.argv[2])
 with open(path, "r+b") as f:
