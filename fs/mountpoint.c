@@ -4,8 +4,10 @@
  * Checked before anything is mounted, so a refusal leaves nothing behind:
  * the directory exists, is a directory, has nothing mounted on it, and is
  * empty. One thing is repaired instead of refused: a FUSE mount whose
- * server died answers every stat with ENOTCONN ("Transport endpoint is not
+ * server died answers with ENOTCONN ("Transport endpoint is not
  * connected"); it is detached lazily and the new mount takes its place.
+ * The probe is statfs(), which always reaches the server; stat() may be
+ * answered from attributes the kernel still caches.
  *
  * Whether something is mounted comes from /proc/self/mountinfo, matched on
  * the canonical path (realpath of the parent plus the last component:
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,46 +217,55 @@ static int dir_is_empty(const char *path)
 	return r;
 }
 
+/* 1 when the FUSE mount at canon has no server any more. statfs always
+ * goes to the server; stat may be answered from the kernel's cache. */
+static int fuse_mount_is_stale(const char *canon)
+{
+	struct statfs sf;
+
+	if (statfs(canon, &sf) == 0)
+		return 0;
+	return errno == ENOTCONN || errno == ECONNABORTED;
+}
+
 int fs_mountpoint_prepare(const char *mountpoint, char *canon, size_t len,
 			  char *errbuf, size_t errlen)
 {
 	char fstype[64];
 	struct stat st;
-	int r, tries;
+	int r;
 
 	r = fs_path_canonical(mountpoint, canon, len, errbuf, errlen);
 	if (r < 0)
 		return r;
-	for (tries = 0;; tries++) {
-		if (stat(canon, &st) == 0)
-			break;
-		r = -errno;
-		if (r == -ENOENT) {
-			snprintf(errbuf, errlen, "mountpoint %s does not exist",
-				 canon);
-			return r;
-		}
-		if ((r != -ENOTCONN && r != -ECONNABORTED) || tries > 0) {
-			snprintf(errbuf, errlen, "cannot use mountpoint %s: %s",
-				 canon, strerror(-r));
-			return r;
-		}
+	r = fs_mount_lookup(canon, fstype, sizeof(fstype));
+	if (r > 0 && is_fuse(fstype) && fuse_mount_is_stale(canon)) {
 		/* A FUSE mount whose server is gone: take its place. */
 		sd_log(SD_LOG_WARN, "mount: %s: replacing a stale mount", canon);
 		r = fs_unmount(canon, true, errbuf, errlen);
 		if (r < 0)
 			return r;
+		r = fs_mount_lookup(canon, fstype, sizeof(fstype));
+	}
+	if (r > 0) {
+		snprintf(errbuf, errlen, "%s is already mounted (%s)", canon,
+			 fstype);
+		return -EBUSY;
+	}
+	if (stat(canon, &st) != 0) {
+		r = -errno;
+		if (r == -ENOENT)
+			snprintf(errbuf, errlen, "mountpoint %s does not exist",
+				 canon);
+		else
+			snprintf(errbuf, errlen, "cannot use mountpoint %s: %s",
+				 canon, strerror(-r));
+		return r;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		snprintf(errbuf, errlen, "mountpoint %s is not a directory",
 			 canon);
 		return -ENOTDIR;
-	}
-	r = fs_mount_lookup(canon, fstype, sizeof(fstype));
-	if (r > 0) {
-		snprintf(errbuf, errlen, "%s is already mounted (%s)", canon,
-			 fstype);
-		return -EBUSY;
 	}
 	r = dir_is_empty(canon);
 	if (r < 0) {

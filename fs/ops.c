@@ -241,14 +241,15 @@ static struct fs_inode *inode_or_reply(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS |
-			FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS |
-			FUSE_CAP_CACHE_SYMLINKS;
+			FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS;
 
 	(void)userdata;
 	conn->want |= want & conn->capable;
 	/* Snapshot data never changes: no revalidation of the page cache on
-	 * attribute changes, no write-back. Symlink targets are cached too;
-	 * latest and ids/ are invalidated when they change (snaplist.c). */
+	 * attribute changes, no write-back. Symlink targets are not cached
+	 * (FUSE_CAP_CACHE_SYMLINKS is off): `backup && rsync latest/` must
+	 * never see the previous point, and an invalidation from the watcher
+	 * could arrive after the next command already followed the link. */
 	conn->want &= ~(unsigned)(FUSE_CAP_AUTO_INVAL_DATA |
 				  FUSE_CAP_WRITEBACK_CACHE);
 	conn->max_background = 64;

@@ -60,7 +60,7 @@ static void log_sink(enum sd_log_level level, const char *msg, void *ctx)
 	if (s->syslog)
 		syslog(prio[level], "%s", msg);
 	else
-		fprintf(stderr, "snapdraft mount: %s\n", msg);
+		fprintf(stderr, "snapdraft: %s\n", msg);
 }
 
 static void fuse_log_to_sd(enum fuse_log_level level, const char *fmt,
@@ -235,6 +235,12 @@ static int serve(const struct fs_options *o, const char *repo,
 		snprintf(errbuf, errlen, "cannot create the FUSE session");
 		goto fail;
 	}
+	/* libfuse leaves a signal alone when it is ignored, and a shell
+	 * starts background jobs with SIGINT ignored: SIGINT, SIGTERM and
+	 * SIGHUP always mean a clean unmount here. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	if (fuse_set_signal_handlers(fs->se) != 0) {
 		r = -EINVAL;
 		snprintf(errbuf, errlen, "cannot install signal handlers");

@@ -16,8 +16,9 @@
  * so inodes that hold one stay valid across reloads.
  *
  * The watcher thread tells the kernel what changed: the cached listing and
- * attributes of snapshots/ and ids/, the target of latest (symlinks are
- * cached by the kernel), and the entries of points that went away. It
+ * attributes of snapshots/ and ids/ and latest, and the entries of points
+ * that went away (new points need nothing: a failed lookup is not cached,
+ * and latest's target is read afresh on every use). It
  * wakes on inotify events in the repository's snapshots/ directory (a
  * backup renaming its snapshot file into place shows up within
  * microseconds), when a request saw a new list, and every second anyway

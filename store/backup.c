@@ -499,7 +499,8 @@ static int names_read(int dirfd, char ***out, size_t *n)
 	if (r == 0 && errno)
 		r = -errno;
 	closedir(d);
-	qsort(names, count, sizeof(*names), name_cmp);
+	if (count > 1)
+		qsort(names, count, sizeof(*names), name_cmp);
 	*out = names;
 	*n = count;
 	return r;

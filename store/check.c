@@ -192,7 +192,7 @@ static int packs_list(struct check *c)
 {
 	struct store_backend *be = c->repo->backend;
 	int r = be->ops->pack_list(be->state, pack_collect, c);
-	if (r == 0)
+	if (r == 0 && c->npacks > 1)
 		qsort(c->packs, c->npacks, sizeof(*c->packs), id_cmp_void);
 	return r;
 }
@@ -647,7 +647,8 @@ static int users_tree(struct users_walk *w, const sd_id *id)
 
 static int bad_report(struct check *c)
 {
-	qsort(c->bad, c->nbad, sizeof(*c->bad), id_cmp_void);
+	if (c->nbad > 1)
+		qsort(c->bad, c->nbad, sizeof(*c->bad), id_cmp_void);
 	struct users_walk w = { .c = c };
 	int r = store_idset_new(&w.clean);
 	for (size_t i = 0; i < c->nsnaps && r == 0; i++) {
@@ -736,6 +737,7 @@ int store_check_run(struct store_repo *r, const struct store_check_options *o,
 	uint64_t unused = 0;
 	for (size_t i = 0; i < c.npacks; i++)
 		unused += c.packs[i].indexed == 0;
+	out->packs_unused = unused;
 	if (unused)
 		sd_log(SD_LOG_INFO, "%llu packs are not referenced by the "
 		       "index (left by an interrupted backup; prune removes "

@@ -21,7 +21,8 @@
 
 #include "store_i.h"
 
-#define INDEX_MAP_SIZE (64ull << 30)
+#define INDEX_MAP_SIZE ((size_t)64 << 30)
+#define INDEX_MAP_MIN ((size_t)256 << 20)
 #define INDEX_RECORD_LEN 50
 #define INDEX_TXN_POOL 16
 
@@ -106,17 +107,26 @@ int store_index_open(const char *dir, bool writable, struct store_index **out)
 			goto fail;
 		}
 	}
-	r = mdb_to_err(mdb_env_create(&ix->env));
-	if (r < 0)
-		goto fail;
-	mdb_env_set_mapsize(ix->env, INDEX_MAP_SIZE);
-	mdb_env_set_maxdbs(ix->env, 8);
-	mdb_env_set_maxreaders(ix->env, 1024);
-	/* The repository lock orders writers; LMDB's own write lock still
-	 * serialises the commits of our pack-finishing threads. */
-	r = mdb_to_err(mdb_env_open(ix->env, dir, MDB_NOTLS, 0600));
-	if (r < 0)
-		goto fail;
+	/* The map is address space, not memory; but where address space is
+	 * scarce (valgrind, ulimit -v) a smaller map still serves all but
+	 * the largest repositories. A failed open needs a new handle. */
+	for (size_t map = INDEX_MAP_SIZE;; map /= 2) {
+		r = mdb_to_err(mdb_env_create(&ix->env));
+		if (r < 0)
+			goto fail;
+		mdb_env_set_maxdbs(ix->env, 8);
+		mdb_env_set_maxreaders(ix->env, 1024);
+		mdb_env_set_mapsize(ix->env, map);
+		int rc = mdb_env_open(ix->env, dir, MDB_NOTLS, 0600);
+		if (rc == 0)
+			break;
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		if (rc != ENOMEM || map <= INDEX_MAP_MIN) {
+			r = mdb_to_err(rc);
+			goto fail;
+		}
+	}
 
 	MDB_txn *txn;
 	r = mdb_to_err(mdb_txn_begin(ix->env, NULL, writable ? 0 : MDB_RDONLY,

@@ -44,6 +44,7 @@
 
 #define QUEUE_CAP 256
 #define MAX_WORKERS 4
+#define PART_EXTENTS 8 /* larger files are written by several workers */
 #define PROGRESS_NS 100000000LL
 
 /* Trees of the first phase and of includes, kept for the second (tsearch
@@ -99,10 +100,24 @@ struct rdir {
 	atomic_int refs;
 };
 
+/* A file of many extents is written in parts by several workers at once;
+ * the part that finishes last completes the file. */
+struct rfile {
+	struct rdir *dir;	/* a reference, dropped when complete */
+	const struct store_node *node;
+	struct hl_group *group;
+	int fd;
+	atomic_uint parts;	/* parts not yet written */
+	atomic_int err;		/* first failure of a part */
+};
+
+/* A whole file (part_of NULL), or extents [first, first + count) of one. */
 struct file_job {
 	struct rdir *dir;
 	const struct store_node *node;	/* lives in dir->tree or the cache */
 	struct hl_group *group;		/* first member of a group, or NULL */
+	struct rfile *part_of;
+	uint32_t first, count;
 };
 
 struct hl_link {
@@ -189,17 +204,12 @@ static bool err_is_fatal(int err)
 	       err == -EIO;
 }
 
-static char *path_of(const char *dir, const char *name)
-{
-	return store_path_join(dir, name);
-}
-
 /* One item could not be restored: warn naming it, count it, and stop the
  * whole restore when the cause would fail everything after it too. */
 static void item_fail(struct restore *rs, const char *dir, const char *name,
 		      int err)
 {
-	char *p = name ? path_of(dir, name) : NULL;
+	char *p = name ? store_path_join(dir, name) : NULL;
 	report_warn(rs, p ? p : dir, err);
 	free(p);
 	atomic_fetch_add(&rs->failed, 1);
@@ -251,7 +261,7 @@ static int meta_apply(struct restore *rs, int fd, int dfd, const char *dpath,
 	for (uint32_t i = 0; i < n->nxattrs; i++) {
 		const struct store_xattr *x = &n->xattrs[i];
 		if (fd < 0 && !path) {
-			path = dpath ? path_of(dpath, name) : strdup(name);
+			path = dpath ? store_path_join(dpath, name) : strdup(name);
 			if (!path)
 				return -ENOMEM;
 		}
@@ -259,15 +269,13 @@ static int meta_apply(struct restore *rs, int fd, int dfd, const char *dpath,
 			    : lsetxattr(path, x->name, x->value, x->len, 0);
 		if (r < 0) {
 			int e = -errno;
-			char *item = fd >= 0 ? path_of(dpath, name) : NULL;
-			const char *p = item ? item : path ? path : name;
-			size_t len = strlen(p) + strlen(x->name) + 16;
-			char *msg = malloc(len);
-			if (msg)
-				snprintf(msg, len, "%s (xattr %s)", p, x->name);
-			report_warn(rs, msg ? msg : p, e);
+			char *msg = NULL;
+			if (asprintf(&msg, "%s%s%s (xattr %s)", path ? "" : dpath,
+				     path ? "" : "/", path ? path : name,
+				     x->name) < 0)
+				msg = NULL;
+			report_warn(rs, msg ? msg : name, e);
 			free(msg);
-			free(item);
 		}
 	}
 	free(path);
@@ -313,10 +321,11 @@ static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int file_write(struct restore *rs, int fd, const struct store_node *n)
+static int extents_write(struct restore *rs, int fd,
+			 const struct store_node *n, uint32_t first,
+			 uint32_t count)
 {
-	uint64_t end = 0;
-	for (uint32_t i = 0; i < n->nextents; i++) {
+	for (uint32_t i = first; i < first + count; i++) {
 		const struct store_extent *e = &n->extents[i];
 		uint8_t *buf;
 		size_t len;
@@ -328,47 +337,82 @@ static int file_write(struct restore *rs, int fd, const struct store_node *n)
 		free(buf);
 		if (r < 0)
 			return r;
-		end = e->offset + e->length;
 		atomic_fetch_add(&rs->written, len);
 		report_progress(rs, false);
 	}
-	if (end != n->size && ftruncate(fd, (off_t)n->size) < 0)
-		return -errno;
 	return 0;
 }
 
-static void file_restore(struct restore *rs, const struct file_job *j)
+static int file_open(struct restore *rs, struct rdir *d,
+		     const struct store_node *n)
 {
-	const struct store_node *n = j->node;
-	struct rdir *d = j->dir;
 	int r = replace_prepare(rs, d->fd, n->name);
-	int fd = -1;
-	if (r == 0) {
-		fd = openat(d->fd, n->name,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    0600);
-		if (fd < 0)
-			r = -errno;
-	}
-	if (fd >= 0) {
-		r = file_write(rs, fd, n);
-		if (r == 0)
-			r = meta_apply(rs, fd, -1, d->path, n->name, n);
-		if (close(fd) < 0 && r == 0)
-			r = -errno;
-		if (r < 0 && unlinkat(d->fd, n->name, 0) < 0)
-			sd_log(SD_LOG_WARN, "%s/%s: partial file not removed",
-			       d->path, n->name);
-	}
+	if (r < 0)
+		return r;
+	int fd = openat(d->fd, n->name,
+			O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Size (the tail may be a hole), metadata, close; or, after r < 0, the
+ * partial file goes. -ECANCELED: the restore stopped, already warned. */
+static void file_finish(struct restore *rs, struct rdir *d,
+			const struct store_node *n, struct hl_group *g,
+			int fd, int r)
+{
+	const struct store_extent *last =
+		n->nextents ? &n->extents[n->nextents - 1] : NULL;
+	uint64_t end = last ? last->offset + last->length : 0;
+	if (r == 0 && end != n->size && ftruncate(fd, (off_t)n->size) < 0)
+		r = -errno;
+	if (r == 0)
+		r = meta_apply(rs, fd, -1, d->path, n->name, n);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0 && unlinkat(d->fd, n->name, 0) < 0)
+		sd_log(SD_LOG_WARN, "%s/%s: partial file not removed", d->path,
+		       n->name);
+	if (r < 0 && g)
+		atomic_store(&g->err, r);
+	if (r == -ECANCELED)
+		return;
 	if (r < 0) {
-		if (j->group)
-			atomic_store(&j->group->err, r);
 		item_fail(rs, d->path, n->name, r);
 		return;
 	}
 	atomic_fetch_add(&rs->files, 1);
 	atomic_fetch_add(&rs->bytes, n->size);
 	report_progress(rs, false);
+}
+
+static void job_run(struct restore *rs, const struct file_job *j)
+{
+	int r = atomic_load(&rs->fatal) ? -ECANCELED : 0;
+	struct rfile *f = j->part_of;
+	if (!f) {
+		int fd = r == 0 ? file_open(rs, j->dir, j->node) : r;
+		if (fd >= 0)
+			file_finish(rs, j->dir, j->node, j->group, fd,
+				    extents_write(rs, fd, j->node, 0,
+						  j->node->nextents));
+		else if (fd != -ECANCELED)
+			item_fail(rs, j->dir->path, j->node->name, fd);
+		if (fd < 0 && j->group)
+			atomic_store(&j->group->err, fd);
+		rdir_put(j->dir);
+		return;
+	}
+	if (r == 0 && atomic_load(&f->err) == 0)
+		r = extents_write(rs, f->fd, f->node, j->first, j->count);
+	int zero = 0;
+	if (r < 0)
+		atomic_compare_exchange_strong(&f->err, &zero, r);
+	if (atomic_fetch_sub(&f->parts, 1) != 1)
+		return;
+	file_finish(rs, f->dir, f->node, f->group, f->fd, atomic_load(&f->err));
+	rdir_put(f->dir);
+	free(f);
 }
 
 static void *restore_worker(void *arg)
@@ -391,28 +435,58 @@ static void *restore_worker(void *arg)
 		if (rs->walker_waits && rs->count <= QUEUE_CAP / 2)
 			pthread_cond_signal(&rs->not_full);
 		pthread_mutex_unlock(&rs->lock);
-		if (atomic_load(&rs->fatal) == 0)
-			file_restore(rs, &j);
-		rdir_put(j.dir);
+		job_run(rs, &j);
 	}
 }
 
-static void file_queue(struct restore *rs, struct rdir *d,
-		       const struct store_node *n, struct hl_group *g)
+static void job_queue(struct restore *rs, const struct file_job *j)
 {
-	atomic_fetch_add(&d->refs, 1);
 	pthread_mutex_lock(&rs->lock);
 	while (rs->count == QUEUE_CAP) {
 		rs->walker_waits = true;
 		pthread_cond_wait(&rs->not_full, &rs->lock);
 		rs->walker_waits = false;
 	}
-	rs->q[(rs->head + rs->count) % QUEUE_CAP] =
-		(struct file_job){ d, n, g };
+	rs->q[(rs->head + rs->count) % QUEUE_CAP] = *j;
 	rs->count++;
 	if (rs->idle > 0)
 		pthread_cond_signal(&rs->not_empty);
 	pthread_mutex_unlock(&rs->lock);
+}
+
+/* Queues a file whole, or, when it has many extents, opened here and cut
+ * into parts. */
+static int file_queue(struct restore *rs, struct rdir *d,
+		      const struct store_node *n, struct hl_group *g)
+{
+	atomic_fetch_add(&d->refs, 1);
+	if (n->nextents <= PART_EXTENTS) {
+		job_queue(rs, &(struct file_job){ d, n, g, NULL, 0, 0 });
+		return 0;
+	}
+	struct rfile *f = malloc(sizeof(*f));
+	int fd = f ? file_open(rs, d, n) : -ENOMEM;
+	if (fd < 0) {
+		free(f);
+		if (g)
+			atomic_store(&g->err, fd);
+		item_fail(rs, d->path, n->name, fd);
+		rdir_put(d);
+		return fd == -ENOMEM ? fd : 0;
+	}
+	uint32_t parts = (n->nextents + PART_EXTENTS - 1) / PART_EXTENTS;
+	*f = (struct rfile){ .dir = d, .node = n, .group = g, .fd = fd };
+	atomic_init(&f->parts, parts);
+	atomic_init(&f->err, 0);
+	for (uint32_t i = 0; i < parts; i++) {
+		uint32_t first = i * PART_EXTENTS;
+		uint32_t count = n->nextents - first < PART_EXTENTS
+					 ? n->nextents - first
+					 : PART_EXTENTS;
+		job_queue(rs, &(struct file_job){ NULL, NULL, NULL, f, first,
+						  count });
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- walker */
@@ -502,7 +576,7 @@ static int dir_make(struct restore *rs, int dfd, const char *name)
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && !made && (errno == ENOTDIR || errno == ELOOP)) {
 		if (!rs->o->overwrite)
-			return SD_EEXIST;
+			return -EEXIST; /* appeared after the first phase */
 		if (unlinkat(dfd, name, 0) < 0 || mkdirat(dfd, name, 0700) < 0)
 			return -errno;
 		fd = openat(dfd, name,
@@ -583,7 +657,7 @@ static int node_restore(struct restore *rs, struct rdir *d,
 static int dir_restore(struct restore *rs, struct rdir *parent,
 		       const struct store_node *n)
 {
-	char *path = path_of(parent->path, n->name);
+	char *path = store_path_join(parent->path, n->name);
 	if (!path)
 		return -ENOMEM;
 	int fd = dir_make(rs, parent->fd, n->name);
@@ -633,7 +707,7 @@ static int node_restore(struct restore *rs, struct rdir *d,
 		return dir_restore(rs, d, n);
 	struct hl_group *g = NULL;
 	if (n->nlink > 1) {
-		char *path = path_of(d->path, n->name);
+		char *path = store_path_join(d->path, n->name);
 		g = path ? calloc(1, sizeof(*g)) : NULL;
 		void **slot = NULL;
 		if (g) {
@@ -655,9 +729,8 @@ static int node_restore(struct restore *rs, struct rdir *d,
 		g->first = path;
 	}
 	if (n->type == STORE_NODE_FILE)
-		file_queue(rs, d, n, g);
-	else
-		special_restore(rs, d, n, g);
+		return file_queue(rs, d, n, g);
+	special_restore(rs, d, n, g);
 	return 0;
 }
 
@@ -743,7 +816,8 @@ static int selections_make(const struct store_restore_options *o,
 		selections_free(s, k);
 		return 0;
 	}
-	qsort(s, k, sizeof(*s), selection_cmp);
+	if (k > 1)
+		qsort(s, k, sizeof(*s), selection_cmp);
 	*out = s;
 	*n = k;
 	return 0;
@@ -808,7 +882,7 @@ out:
 
 static int conflict(struct restore *rs, const char *dpath, const char *name)
 {
-	char *p = path_of(dpath, name);
+	char *p = store_path_join(dpath, name);
 	report_warn(rs, p ? p : dpath, SD_EEXIST);
 	free(p);
 	return SD_EEXIST;
@@ -835,7 +909,7 @@ static int precheck_node(struct restore *rs, int dfd, const char *dpath,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	char *path = path_of(dpath, n->name);
+	char *path = store_path_join(dpath, n->name);
 	r = path ? 0 : -ENOMEM;
 	for (size_t i = 0; r == 0 && i < t->n; i++)
 		r = precheck_node(rs, fd, path, &t->nodes[i]);
@@ -864,7 +938,7 @@ static int precheck_selection(struct restore *rs, int tfd,
 		}
 		int fd = openat(dfd, name,
 				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		char *p = path_of(dpath, name);
+		char *p = store_path_join(dpath, name);
 		r = fd < 0 ? -errno : p ? 0 : -ENOMEM;
 		if (dfd != tfd)
 			close(dfd);
@@ -910,7 +984,7 @@ static int selection_restore(struct restore *rs, struct rdir *root,
 	int r = 0;
 	for (size_t i = 0; i + 1 < s->depth; i++) {
 		const struct store_node *n = s->chain[i];
-		char *path = path_of(cur->path, n->name);
+		char *path = store_path_join(cur->path, n->name);
 		int fd = path ? dir_make(rs, cur->fd, n->name) : -ENOMEM;
 		if (fd < 0) {
 			if (path)

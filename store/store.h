@@ -488,6 +488,7 @@ struct store_check_options {
 };
 struct store_check_result {
 	uint64_t snapshots, trees, blobs, packs, problems;
+	uint64_t packs_unused;		/* no index entry points into them */
 	uint64_t bytes_read;
 };
 /* 0 when no problem was found, SD_ECORRUPT otherwise. */

@@ -75,6 +75,11 @@ int cmd_check(int argc, char **argv)
 		       (unsigned long long)res.blobs,
 		       (unsigned long long)res.packs,
 		       o.read_data ? ", read " : "", o.read_data ? b : "");
+		if (res.packs_unused)
+			printf("%llu pack%s not used by the index (left by an "
+			       "interrupted backup)\n",
+			       (unsigned long long)res.packs_unused,
+			       res.packs_unused == 1 ? " is" : "s are");
 	}
 	return EXIT_OK;
 }

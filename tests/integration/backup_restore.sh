@@ -299,7 +299,7 @@ for i in $(seq 1 60); do
 	rand_file "$WORK/vanish/f$i" $((512 * 1024)) "van$i"
 done
 cp -a "$WORK/vanish" "$WORK/vanish-ref"
-sd backup --json --force --time 2026-01-06T00:00:00Z "$WORK/vanish" \
+"$SNAPDRAFT" backup --json --force --time 2026-01-06T00:00:00Z "$WORK/vanish" \
 	>"$WORK/p8.json" 2>"$WORK/p8.err" &
 pid=$!
 # Start deleting once the backup holds the writer lock (it is walking).

@@ -170,7 +170,7 @@ test_lock() {
 	same_tree "$src" "$WORK/while-locked/src"
 	repo_unchanged_since "$WORK/repo0" "after a refused locked backup"
 	n0=$(snapshot_count)
-	sd backup --wait --time 2026-02-02T00:00:00Z "$src" >"$WORK/wait.out" 2>"$WORK/wait.err" &
+	"$SNAPDRAFT" backup --wait --time 2026-02-02T00:00:00Z "$src" >"$WORK/wait.out" 2>"$WORK/wait.err" &
 	wpid=$!
 	sleep 1.5
 	kill -0 "$wpid" 2>/dev/null || { cat "$WORK/wait.err" >&2; fail "backup --wait did not wait"; }
@@ -185,7 +185,7 @@ test_lock() {
 	# Two real writers: the second one started while the first runs.
 	mkdir "$WORK/bigsrc"
 	head -c $((192 * 1024 * 1024)) /dev/urandom >"$WORK/bigsrc/big"
-	sd backup --time 2026-02-03T00:00:00Z "$WORK/bigsrc" >"$WORK/b1.out" 2>"$WORK/b1.err" &
+	"$SNAPDRAFT" backup --time 2026-02-03T00:00:00Z "$WORK/bigsrc" >"$WORK/b1.out" 2>"$WORK/b1.err" &
 	b1=$!
 	while kill -0 "$b1" 2>/dev/null && ! lock_held "$main/lock"; do sleep 0.005; done
 	rc2=0
@@ -199,7 +199,7 @@ test_lock() {
 	rc1=0
 	wait "$b1" || rc1=$?
 	[ "$rc1" = 0 ] || { cat "$WORK/b1.err" >&2; fail "first writer exited $rc1"; }
-	sd backup --time 2026-02-05T00:00:00Z --force "$WORK/bigsrc" >"$WORK/b3.out" 2>"$WORK/b3.err" &
+	"$SNAPDRAFT" backup --time 2026-02-05T00:00:00Z --force "$WORK/bigsrc" >"$WORK/b3.out" 2>"$WORK/b3.err" &
 	b3=$!
 	while kill -0 "$b3" 2>/dev/null && ! lock_held "$main/lock"; do sleep 0.005; done
 	rc4=0

@@ -37,7 +37,8 @@ _mount_cleanup() {
 do_mount() {
 	local mnt=$1
 	shift
-	mkdir -p "$mnt"
+	# (mkdir fails on a stale mount, which `mount` is expected to replace)
+	mkdir -p "$mnt" 2>/dev/null || true
 	sd mount "$mnt" "$@" || fail "snapdraft mount $mnt failed"
 	MOUNT_PID=$(server_pid "$mnt")
 	[ -n "$MOUNT_PID" ] && [ "$MOUNT_PID" != null ] || fail "no server pid for $mnt"

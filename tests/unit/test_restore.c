@@ -402,7 +402,7 @@ static bool exists(const char *dir, const char *rel)
 	return lstat(p, &st) == 0;
 }
 
-/* Flips one stored byte of the first blob of a file in the snapshot. */
+/* Flips one stored byte of the middle blob of a file in the snapshot. */
 static void damage_file_blob(struct fixture *f, const char *const *path,
 			     size_t depth)
 {
@@ -415,8 +415,9 @@ static void damage_file_blob(struct fixture *f, const char *const *path,
 			assert_true(n->nextents > 0);
 			struct store_pack_entry e;
 			sd_id pack;
-			assert_int_equal(store_blob_locate(f->r, &n->extents[0].id,
-							   &e, &pack), 0);
+			assert_int_equal(store_blob_locate(
+				f->r, &n->extents[n->nextents / 2].id, &e,
+				&pack), 0);
 			char hex[SD_ID_HEX_LEN + 1], p[512];
 			sd_id_hex(&pack, hex);
 			path_fmt(p, sizeof(p), "%s/packs/%.2s/%s", f->repo, hex,
@@ -614,6 +615,67 @@ static void test_restore__damaged_blob_fails_only_that_file(void **state)
 	path_fmt(a, sizeof(a), "%s/big.bin", f->src);
 	path_fmt(b, sizeof(b), "%s/src/big.bin", f->dst);
 	same_tree(a, b);
+
+	/* a file written in parts by several workers fails whole too */
+	const char *big[] = { "src", "big.bin" };
+	damage_file_blob(f, big, 2);
+	char cmd[256];
+	path_fmt(cmd, sizeof(cmd), "rm -rf %s", f->dst);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(restore(f, NULL, 0, false, &res), SD_EPARTIAL);
+	assert_int_equal(res.failed, 2);
+	assert_int_equal(f->nwarn, 2);
+	assert_false(exists(f->dst, "src/big.bin"));
+	assert_true(exists(f->dst, "src/sparse.img"));
+}
+
+/* Stores a hand-made tree (its encoding is restore's input) as a blob. */
+static void tree_put(struct fixture *f, struct store_tree *t, sd_id *id)
+{
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(store_tree_encode(t, &buf, &len), 0);
+	sd_hash(buf, len, id);
+	struct store_writer *w;
+	assert_int_equal(store_writer_new(f->r, 1, 3, false, &w), 0);
+	assert_int_equal(store_writer_put(w, id, STORE_BLOB_TREE, buf, len), 0);
+	assert_int_equal(store_writer_flush(w), 0);
+	store_writer_free(w);
+}
+
+static void test_restore__refused_xattr_is_a_warning(void **state)
+{
+	struct fixture *f = *state;
+	struct store_xattr x[2] = {
+		{ (char *)"nosuchnamespace.attr", (uint8_t *)"v", 1 },
+		{ (char *)"user.kept", (uint8_t *)"yes", 3 },
+	};
+	struct store_node n = {
+		.name = (char *)"note.md", .type = STORE_NODE_FILE,
+		.mode = 0640, .uid = geteuid(), .gid = getegid(),
+		.mtime = { 1600000000, 5 }, .atime = { 1600000001, 7 },
+		.nlink = 1, .xattrs = x, .nxattrs = 2,
+	};
+	struct store_tree t = { &n, 1 };
+	struct store_snapshot snap = { 0 };
+	tree_put(f, &t, &snap.tree);
+	struct store_restore_options o = {
+		.snapshot = &snap, .target = f->dst, .warn = on_warn, .ctx = f,
+	};
+	struct store_restore_result res;
+	assert_int_equal(store_restore_run(f->r, &o, &res), 0);
+	assert_int_equal(res.files, 1);
+	assert_int_equal(res.failed, 0);
+	assert_int_equal(f->nwarn, 1);
+	assert_non_null(strstr(f->first_warn, "note.md"));
+	assert_non_null(strstr(f->first_warn, "nosuchnamespace.attr"));
+	char p[512], v[8];
+	path_fmt(p, sizeof(p), "%s/note.md", f->dst);
+	assert_int_equal(getxattr(p, "user.kept", v, sizeof(v)), 3);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(st.st_mtim.tv_nsec, 5);
 }
 
 static void test_restore__bad_options(void **state)
@@ -656,6 +718,9 @@ int main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_restore__damaged_blob_fails_only_that_file, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_restore__refused_xattr_is_a_warning, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_restore__bad_options,
 						setup, teardown),
