@@ -122,7 +122,7 @@ int store_index_open(const char *dir, bool writable, struct store_index **out)
 			break;
 		mdb_env_close(ix->env);
 		ix->env = NULL;
-		if (rc != ENOMEM || map <= INDEX_MAP_MIN) {
+		if ((rc != ENOMEM && rc != EINVAL) || map <= INDEX_MAP_MIN) {
 			r = mdb_to_err(rc);
 			goto fail;
 		}
