@@ -134,6 +134,15 @@ def vm_hwm_mib(pid):
     return None
 
 
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -157,15 +166,22 @@ class Janitor:
             self.mounts.pop(mnt, None)
         for t in self.tmpfs:
             if mounted(t):
-                subprocess.run(["umount", "-l", t], stderr=subprocess.DEVNULL)
+                _quiet(["umount", "-l", t])
         self.tmpfs = []
+
+
+def _quiet(cmd):
+    try:
+        subprocess.run(cmd, stderr=subprocess.DEVNULL, timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def lazy_umount(mnt):
     if mounted(mnt):
-        subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+        _quiet(["fusermount3", "-u", "-z", mnt])
     if mounted(mnt):
-        subprocess.run(["umount", "-l", mnt], stderr=subprocess.DEVNULL)
+        _quiet(["umount", "-l", mnt])
 
 
 def stop_pid(pid, wait=10.0):
@@ -219,6 +235,10 @@ class Mount:
     def rss(self):
         return vm_hwm_mib(self.pid) if self.pid else None
 
+    def cpu(self):
+        """CPU seconds (user + system, all threads) the server used so far."""
+        return cpu_seconds(self.pid) if self.pid else None
+
 
 class Tool:
     name = "?"
@@ -250,7 +270,7 @@ class Tool:
 
     def umount(self, m):
         if mounted(m.mnt):
-            subprocess.run(["fusermount3", "-u", m.mnt], stderr=subprocess.DEVNULL)
+            _quiet(["fusermount3", "-u", m.mnt])
         if m.proc is not None:
             try:
                 m.proc.wait(timeout=30)

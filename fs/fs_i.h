@@ -4,6 +4,8 @@
  * The pieces and who owns what:
  *   struct fs            one per mount; the fuse userdata; owns the rest
  *   inode table          inode.c: numbers, lookup counts, forget
+ *   handle table         handle.c: per-open state, safe against a release
+ *                        that races a request in flight
  *   tree cache           tree_cache.c: decoded directory blobs, refcounted
  *   chunk cache          chunk_cache.c: verified plain chunks + read-ahead
  *   snapshot list        snaplist.c: the backup points as named in the mount,
@@ -17,8 +19,8 @@
  *                        into an area without that operation is EROFS. A
  *                        writable area (drafts/) plugs in the same way.
  *
- * Locks: itab.lock, trees.lock, chunks.lock, snaplist.lock and
- * snaplist.refresh_lock. No lock is taken while another is held, except
+ * Locks: itab.lock, handles.lock, trees.lock, chunks.lock, snaplist.lock
+ * and snaplist.refresh_lock. No lock is taken while another is held, except
  * refresh_lock -> snaplist.lock. Reference counts on fs_snap and fs_snaps
  * are atomics.
  */
@@ -163,6 +165,7 @@ struct fs_inode {
 	struct fs_tree *tree;		/* held: the tree holding node */
 	const struct store_node *node;	/* borrowed from tree */
 	atomic_bool warned;		/* a corrupt chunk was logged */
+	atomic_int_fast64_t next_off;	/* where the last read ended */
 	/* itab.lock */
 	uint64_t nlookup;		/* the kernel's count */
 	uint32_t refs;			/* requests, open files, children */
@@ -211,6 +214,26 @@ fuse_ino_t fs_inode_number(struct fs *fs, const uint8_t key[FS_KEY_LEN]);
 size_t fs_inode_count(struct fs *fs);
 /* "snapshots/<name>/a/b", malloc'd (NULL on ENOMEM); for log lines. */
 char *fs_inode_path(const struct fs_inode *in);
+
+/* ---------------------------------------------------------------- handles (handle.c) */
+
+/* Per-open state, named by an fh that is never reused: a request looks it
+ * up (and references it) instead of trusting a pointer that a concurrent
+ * release may have freed. */
+struct fs_handle;
+struct fs_handles;
+int fs_handles_new(struct fs_handles **out);
+/* Destroys what the kernel never released (the session has ended). */
+void fs_handles_free(struct fs *fs, struct fs_handles *t);
+/* Registers obj; destroy(fs, obj) runs when it is closed and unused. */
+int fs_handle_open(struct fs *fs, void *obj,
+		   void (*destroy)(struct fs *fs, void *obj), uint64_t *out);
+/* The handle of id, referenced, and its object; NULL when closed. */
+struct fs_handle *fs_handle_get(struct fs *fs, uint64_t id, void **obj);
+void fs_handle_put(struct fs *fs, struct fs_handle *h);
+/* For release/releasedir. */
+void fs_handle_close(struct fs *fs, uint64_t id);
+size_t fs_handles_count(struct fs *fs);
 
 /* ---------------------------------------------------------------- trees (tree_cache.c) */
 
@@ -307,6 +330,7 @@ struct fs {
 	struct store_repo *repo;
 	struct fuse_session *se;
 	struct fs_itab *itab;
+	struct fs_handles *handles;
 	struct fs_trees *trees;
 	struct fs_chunks *chunks;
 	struct fs_snaplist *snaps;
@@ -318,7 +342,7 @@ struct fs {
 	struct fs_counters stats;
 };
 
-/* ---------------------------------------------------------------- ops.c */
+/* ---------------------------------------------------------------- ops.c, reply.c */
 
 extern const struct fuse_lowlevel_ops fs_lowlevel_ops;
 

@@ -111,7 +111,9 @@ static void fs_state_free(struct fs *fs)
 {
 	if (!fs)
 		return;
-	/* Inodes hold trees and snapshots: free them first. */
+	/* Open handles hold lists; inodes hold trees and snapshots: free
+	 * them first. */
+	fs_handles_free(fs, fs->handles);
 	if (fs->itab)
 		fs_itab_free(fs, fs->itab);
 	fs_snaplist_free(fs->snaps);
@@ -156,6 +158,8 @@ static int fs_state_new(const struct fs_options *o, const char *repo,
 		goto fail;
 	}
 	r = fs_itab_new(&fs->itab);
+	if (r == 0)
+		r = fs_handles_new(&fs->handles);
 	if (r == 0)
 		r = fs_trees_new(fs->repo, TREE_CACHE_BYTES, &fs->trees);
 	if (r == 0)

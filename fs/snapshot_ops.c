@@ -11,7 +11,7 @@
  * Reads: the extents of a file are sorted; a read finds the first one by
  * binary search and replies with an iovec straight into the cached chunks
  * (and a static zero buffer for holes), so the only copy is the kernel's.
- * A read that starts near where the last one on the same open file ended
+ * A read that starts near where the last one on the same file ended
  * is sequential and queues the next chunks on the read-ahead worker. A
  * chunk that fails verification makes the read EIO; the first failure per
  * file is logged with the file's path and the chunk id.
@@ -36,11 +36,6 @@
 
 /* Holes are served from here: untouched .bss, backed by the zero page. */
 static const uint8_t zeros[ZERO_LEN];
-
-struct sfile {
-	struct fs_inode *in;	/* held */
-	atomic_int_fast64_t next_off;	/* where the last read ended */
-};
 
 mode_t fs_node_type_mode(const struct store_node *n)
 {
@@ -256,37 +251,40 @@ static void snap_opendir(fuse_req_t req, struct fs_inode *in,
 	struct fs_tree *t;
 	int r;
 
+	/* Fails here rather than in the middle of a listing. readdir takes
+	 * the tree from the cache again: its id fixes its content and order,
+	 * and nothing has to outlive a releasedir that may race a readdir. */
 	r = dir_tree(fs, in, &t);
 	if (r < 0) {
 		fs_reply_err(req, r);
 		return;
 	}
-	fi->fh = (uintptr_t)t;
+	fs_tree_put(fs->trees, t);
+	fi->fh = 0;
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0)
-		fs_tree_put(fs->trees, t);
-}
-
-static void snap_releasedir(struct fs *fs, struct fs_inode *in,
-			    struct fuse_file_info *fi)
-{
-	(void)in;
-	fs_tree_put(fs->trees, (struct fs_tree *)(uintptr_t)fi->fh);
+	fuse_reply_open(req, fi);
 }
 
 static void snap_readdir(fuse_req_t req, struct fs_inode *in, size_t size,
 			 off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct fs_tree *t = (struct fs_tree *)(uintptr_t)fi->fh;
 	fuse_ino_t up = in->parent ? in->parent->ino : FS_INO_SNAPSHOTS;
+	struct fs_tree *t;
 	struct fs_dirbuf d;
 	size_t i;
 	int r;
 
+	(void)fi;
+	r = dir_tree(fs, in, &t);
+	if (r < 0) {
+		fs_reply_err(req, r);
+		return;
+	}
 	r = fs_dirbuf_init(&d, req, size, plus);
 	if (r < 0) {
+		fs_tree_put(fs->trees, t);
 		fs_reply_err(req, r);
 		return;
 	}
@@ -322,14 +320,12 @@ static void snap_readdir(fuse_req_t req, struct fs_inode *in, size_t size,
 	}
 send:
 	fs_dirbuf_reply(&d, r);
+	fs_tree_put(fs->trees, t);
 }
 
 static void snap_open(fuse_req_t req, struct fs_inode *in,
 		      struct fuse_file_info *fi)
 {
-	struct fs *fs = fuse_req_userdata(req);
-	struct sfile *f;
-
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -338,33 +334,12 @@ static void snap_open(fuse_req_t req, struct fs_inode *in,
 		fuse_reply_err(req, in->kind == FS_KIND_NODE ? EINVAL : EISDIR);
 		return;
 	}
-	f = calloc(1, sizeof(*f));
-	if (!f) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	fs_inode_hold(fs, in);
-	f->in = in;
-	atomic_init(&f->next_off, 0);
-	fi->fh = (uintptr_t)f;
+	/* No per-open state: reads find everything through the inode, which
+	 * the kernel keeps while the file is open. */
+	fi->fh = 0;
 	fi->keep_cache = 1;
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		fs_inode_put(fs, in);
-		free(f);
-	}
-}
-
-static void snap_release(struct fs *fs, struct fs_inode *in,
-			 struct fuse_file_info *fi)
-{
-	struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;
-
-	(void)in;
-	if (!f)
-		return;
-	fs_inode_put(fs, f->in);
-	free(f);
+	fuse_reply_open(req, fi);
 }
 
 /* Index of the first extent that ends after off. */
@@ -454,7 +429,6 @@ static void snap_read(fuse_req_t req, struct fs_inode *in, size_t size,
 		      off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;
 	const struct store_node *n = in->node;
 	struct iobuild b = { .cap = 16 };
 	uint64_t pos, end;
@@ -462,6 +436,7 @@ static void snap_read(fuse_req_t req, struct fs_inode *in, size_t size,
 	int64_t prev;
 	int r = 0;
 
+	(void)fi;
 	b.iov = b.iov0;
 	b.held = b.held0;
 	if (off < 0) {
@@ -519,7 +494,7 @@ static void snap_read(fuse_req_t req, struct fs_inode *in, size_t size,
 	}
 
 	/* Sequential: queue the chunks after the last one touched. */
-	prev = atomic_exchange(&f->next_off, (int64_t)end);
+	prev = atomic_exchange(&in->next_off, (int64_t)end);
 	if (last != UINT32_MAX && (int64_t)off >= prev - (int64_t)SEQ_WINDOW &&
 	    (int64_t)off <= prev + (int64_t)SEQ_WINDOW) {
 		for (i = last + 1;
@@ -641,8 +616,7 @@ static void snap_lookup_any(fuse_req_t req, struct fs_inode *parent,
 static void snap_read_any(fuse_req_t req, struct fs_inode *in, size_t size,
 			  off_t off, struct fuse_file_info *fi)
 {
-	if (in->kind != FS_KIND_NODE || in->node->type != STORE_NODE_FILE ||
-	    !fi->fh)
+	if (in->kind != FS_KIND_NODE || in->node->type != STORE_NODE_FILE)
 		fuse_reply_err(req, EISDIR);
 	else
 		snap_read(req, in, size, off, fi);
@@ -664,10 +638,8 @@ const struct fs_area_ops fs_snap_area = {
 	.readlink = snap_readlink,
 	.opendir = snap_opendir,
 	.readdir = snap_readdir,
-	.releasedir = snap_releasedir,
 	.open = snap_open,
 	.read = snap_read_any,
-	.release = snap_release,
 	.lseek = snap_lseek_any,
 	.getxattr = snap_getxattr,
 	.listxattr = snap_listxattr,

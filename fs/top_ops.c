@@ -194,26 +194,40 @@ static void top_readlink(fuse_req_t req, struct fs_inode *in)
 		fuse_reply_readlink(req, target);
 }
 
+static void list_destroy(struct fs *fs, void *obj)
+{
+	(void)fs;
+	fs_snaps_put(obj);
+}
+
 static void top_opendir(fuse_req_t req, struct fs_inode *in,
 			struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
+	struct fs_snaps *l = fs_snaps_get(fs);
+	uint64_t id;
+	int r;
 
+	(void)in;
 	/* The list seen at opendir serves the whole listing. */
-	fi->fh = (uintptr_t)fs_snaps_get(fs);
+	r = fs_handle_open(fs, l, list_destroy, &id);
+	if (r < 0) {
+		fs_snaps_put(l);
+		fs_reply_err(req, r);
+		return;
+	}
+	fi->fh = id;
 	fi->cache_readdir = 0;
 	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) != 0)
-		fs_snaps_put((struct fs_snaps *)(uintptr_t)fi->fh);
-	(void)in;
+		fs_handle_close(fs, id);
 }
 
 static void top_releasedir(struct fs *fs, struct fs_inode *in,
 			   struct fuse_file_info *fi)
 {
-	(void)fs;
 	(void)in;
-	fs_snaps_put((struct fs_snaps *)(uintptr_t)fi->fh);
+	fs_handle_close(fs, fi->fh);
 }
 
 static void readdir_root(struct fs_dirbuf *d, const struct fs_snaps *l,
@@ -275,13 +289,23 @@ static int readdir_points(struct fs_dirbuf *d, struct fs_inode *dir,
 static void top_readdir(fuse_req_t req, struct fs_inode *in, size_t size,
 			off_t off, struct fuse_file_info *fi, bool plus)
 {
-	struct fs_snaps *l = (struct fs_snaps *)(uintptr_t)fi->fh;
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_handle *h;
+	struct fs_snaps *l;
 	struct fs_dirbuf d;
 	fuse_ino_t up = in->ino;
+	void *obj;
 	int r = 0;
 
+	h = fs_handle_get(fs, fi->fh, &obj);
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	l = obj;
 	r = fs_dirbuf_init(&d, req, size, plus);
 	if (r < 0) {
+		fs_handle_put(fs, h);
 		fs_reply_err(req, r);
 		return;
 	}
@@ -299,6 +323,7 @@ static void top_readdir(fuse_req_t req, struct fs_inode *in, size_t size,
 		r = readdir_points(&d, in, l, off);
 send:
 	fs_dirbuf_reply(&d, r);
+	fs_handle_put(fs, h);
 }
 
 const struct fs_area_ops fs_top_area = {

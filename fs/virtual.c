@@ -190,6 +190,8 @@ static int status_json(struct fs *fs, const struct figures *f,
 		cJSON_AddNumberToObject(o, "opens", (double)fs->stats.opens);
 	}
 	cJSON_AddNumberToObject(root, "inodes", (double)f->inodes);
+	cJSON_AddNumberToObject(root, "open_handles",
+				(double)fs_handles_count(fs));
 
 	out->data = cJSON_Print(root);
 	if (out->data) {
@@ -437,11 +439,21 @@ send:
 	fs_dirbuf_reply(&d, 0);
 }
 
+static void vbuf_destroy(struct fs *fs, void *obj)
+{
+	struct vbuf *b = obj;
+
+	(void)fs;
+	free(b->data);
+	free(b);
+}
+
 static void virtual_open(fuse_req_t req, struct fs_inode *in,
 			 struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct vbuf *b;
+	uint64_t id;
 	int r;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -458,51 +470,49 @@ static void virtual_open(fuse_req_t req, struct fs_inode *in,
 		return;
 	}
 	r = generate(fs, in->ino, b);
+	if (r == 0)
+		r = fs_handle_open(fs, b, vbuf_destroy, &id);
 	if (r < 0) {
-		free(b);
+		vbuf_destroy(fs, b);
 		fs_reply_err(req, r);
 		return;
 	}
-	fi->fh = (uintptr_t)b;
+	fi->fh = id;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(b->data);
-		free(b);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		fs_handle_close(fs, id);
 }
 
 static void virtual_read(fuse_req_t req, struct fs_inode *in, size_t size,
 			 off_t off, struct fuse_file_info *fi)
 {
-	struct vbuf *b = (struct vbuf *)(uintptr_t)fi->fh;
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_handle *h;
+	struct vbuf *b;
+	void *obj;
 
 	(void)in;
-	if (!b || off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if ((size_t)off >= b->len) {
+	h = fs_handle_get(fs, fi->fh, &obj);
+	b = obj;
+	if (!h || off < 0) {
+		fuse_reply_err(req, h ? EINVAL : EBADF);
+	} else if ((size_t)off >= b->len) {
 		fuse_reply_buf(req, NULL, 0);
-		return;
+	} else {
+		if (size > b->len - (size_t)off)
+			size = b->len - (size_t)off;
+		fuse_reply_buf(req, b->data + off, size);
 	}
-	if (size > b->len - (size_t)off)
-		size = b->len - (size_t)off;
-	fuse_reply_buf(req, b->data + off, size);
+	fs_handle_put(fs, h);
 }
 
 static void virtual_release(struct fs *fs, struct fs_inode *in,
 			    struct fuse_file_info *fi)
 {
-	struct vbuf *b = (struct vbuf *)(uintptr_t)fi->fh;
-
-	(void)fs;
 	(void)in;
-	if (b) {
-		free(b->data);
-		free(b);
-	}
+	fs_handle_close(fs, fi->fh);
 }
 
 const struct fs_area_ops fs_virtual_area = {

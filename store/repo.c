@@ -260,6 +260,41 @@ static int take_lock(struct store_repo *r, bool wait, char *errbuf,
 	return 0;
 }
 
+static int index_file_remove(const char *dir, const char *name)
+{
+	char *p = store_path_join(dir, name);
+	if (!p)
+		return -ENOMEM;
+	int r = unlink(p) < 0 && errno != ENOENT ? -errno : 0;
+	free(p);
+	return r;
+}
+
+/* Writers other than repair refuse a missing index: starting an empty one
+ * would silently lose deduplication against everything stored so far. */
+static int index_open(struct store_repo *r, const char *dir, unsigned flags)
+{
+	bool write = flags & STORE_OPEN_WRITE;
+	bool repair = write && (flags & STORE_OPEN_REPAIR);
+	char *data = store_path_join(dir, "data.mdb");
+	if (!data)
+		return -ENOMEM;
+	struct stat st;
+	bool present = stat(data, &st) == 0;
+	free(data);
+	if (!present && !repair)
+		return SD_ENOTFOUND;
+	int rc = store_index_open(dir, write, &r->index);
+	if (rc < 0 && repair) {
+		rc = index_file_remove(dir, "data.mdb");
+		if (rc == 0)
+			rc = index_file_remove(dir, "lock.mdb");
+		if (rc == 0)
+			rc = store_index_open(dir, true, &r->index);
+	}
+	return rc;
+}
+
 int store_repo_open(const char *path, unsigned flags, struct store_repo **out,
 		    char *errbuf, size_t errlen)
 {
@@ -302,11 +337,12 @@ int store_repo_open(const char *path, unsigned flags, struct store_repo **out,
 		snprintf(errbuf, errlen, "%s: %s", packs, sd_strerror(rc));
 		goto fail_paths;
 	}
-	rc = store_index_open(index_dir, flags & STORE_OPEN_WRITE, &r->index);
+	rc = index_open(r, index_dir, flags);
 	if (rc < 0) {
-		snprintf(errbuf, errlen, "the index of %s cannot be opened (%s); "
-			 "run 'snapdraft repair --rebuild-index'", path,
-			 sd_strerror(rc));
+		snprintf(errbuf, errlen, "the index of %s is %s; run 'snapdraft "
+			 "repair --rebuild-index'", path,
+			 rc == SD_ENOTFOUND ? "missing" : "damaged");
+		rc = rc == SD_ENOTFOUND ? SD_ECORRUPT : rc;
 		goto fail_paths;
 	}
 	free(packs);

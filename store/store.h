@@ -348,6 +348,8 @@ int store_repo_init(const char *path, const struct store_repo_init_options *o);
 
 #define STORE_OPEN_WRITE 0x1 /* take the writer lock (SD_ELOCKED if held) */
 #define STORE_OPEN_WAIT 0x2  /* with WRITE: wait for the lock instead */
+#define STORE_OPEN_REPAIR 0x4 /* with WRITE: a lost or unreadable index is
+				 replaced by an empty one (for rebuild) */
 /* SD_ENOREPO if path is not a repository, SD_EFORMAT for another format
  * version (errbuf says which), SD_ECONFIG for a bad config.yaml. */
 int store_repo_open(const char *path, unsigned flags, struct store_repo **out,

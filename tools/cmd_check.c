@@ -107,7 +107,7 @@ int cmd_repair(int argc, char **argv)
 		return tools_usage_error("repair", "say what to repair: "
 					 "--rebuild-index");
 	struct store_repo *repo;
-	int rc = tools_repo_open(STORE_OPEN_WRITE, &repo);
+	int rc = tools_repo_open(STORE_OPEN_WRITE | STORE_OPEN_REPAIR, &repo);
 	if (rc)
 		return rc;
 	struct store_check_options o = { .problem = on_problem };

@@ -72,7 +72,9 @@ expect_exit 0 sd config
 grep -Eq 'keep_daily: *30' "$WORK/.out" || { cat "$WORK/.out" >&2; fail "config lacks keep_daily: 30"; }
 grep -Eq 'compression_level: *3' "$WORK/.out" || fail "config lacks compression_level: 3"
 comments=$(grep -c '^ *#' "$SNAPDRAFT_REPO/config.yaml")
+entries=$(ls -A "$SNAPDRAFT_REPO")
 expect_exit 0 sd config set retention.keep_daily 7
+[ "$(ls -A "$SNAPDRAFT_REPO")" = "$entries" ] || fail "config set left files behind: $(ls -A "$SNAPDRAFT_REPO")"
 expect_exit 0 sd config
 grep -Eq 'keep_daily: *7$' "$WORK/.out" || fail "config set did not change keep_daily"
 [ "$(grep -c '^ *#' "$SNAPDRAFT_REPO/config.yaml")" -ge "$comments" ] ||

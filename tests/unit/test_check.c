@@ -380,7 +380,7 @@ static void test_check__index_disagrees_with_trailer(void **state)
 	f->r = NULL;
 	path_fmt(cmd, sizeof(cmd), "rm -rf %s/index", f->repo);
 	assert_int_equal(system(cmd), 0);
-	repo_reopen(f, STORE_OPEN_WRITE);
+	repo_reopen(f, STORE_OPEN_WRITE | STORE_OPEN_REPAIR);
 	struct store_check_options o = { .problem = on_problem, .ctx = f };
 	struct store_check_result res;
 	assert_int_equal(store_repair_rebuild_index(f->r, &o, &res), 0);
@@ -414,7 +414,7 @@ static void test_check__rebuild_after_index_deleted(void **state)
 	char cmd[256];
 	path_fmt(cmd, sizeof(cmd), "rm -rf %s/index", f->repo);
 	assert_int_equal(system(cmd), 0);
-	repo_reopen(f, STORE_OPEN_WRITE);
+	repo_reopen(f, STORE_OPEN_WRITE | STORE_OPEN_REPAIR);
 	struct store_check_result res;
 	assert_int_equal(check(f, false, &res), SD_ECORRUPT);
 	assert_non_null(problem_with(f, "not in the index", NULL, NULL));

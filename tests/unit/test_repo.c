@@ -101,6 +101,39 @@ static void test_repo__one_writer(void **state)
 	store_repo_close(b);
 }
 
+static void test_repo__lost_index_only_repair_opens(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[160], err[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/index", f->repo);
+	assert_int_equal(system(cmd), 0);
+	struct store_repo *r;
+	assert_int_equal(store_repo_open(f->repo, 0, &r, err, sizeof(err)),
+			 SD_ECORRUPT);
+	assert_non_null(strstr(err, "repair --rebuild-index"));
+	assert_int_equal(store_repo_open(f->repo, STORE_OPEN_WRITE, &r, err,
+					 sizeof(err)), SD_ECORRUPT);
+	assert_int_equal(store_repo_open(f->repo,
+					 STORE_OPEN_WRITE | STORE_OPEN_REPAIR,
+					 &r, err, sizeof(err)), 0);
+	store_repo_close(r);
+
+	/* Garbage where the index was: repair starts it anew. */
+	char path[160];
+	snprintf(path, sizeof(path), "%s/index/data.mdb", f->repo);
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "garbage, not an LMDB file", 25), 25);
+	close(fd);
+	assert_true(store_repo_open(f->repo, 0, &r, err, sizeof(err)) < 0);
+	assert_int_equal(store_repo_open(f->repo,
+					 STORE_OPEN_WRITE | STORE_OPEN_REPAIR,
+					 &r, err, sizeof(err)), 0);
+	store_repo_close(r);
+	assert_int_equal(store_repo_open(f->repo, 0, &r, err, sizeof(err)), 0);
+	store_repo_close(r);
+}
+
 static void test_repo__writer_roundtrip_and_damage(void **state)
 {
 	struct fixture *f = *state;
@@ -254,6 +287,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_repo__not_a_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo__newer_format_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo__one_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repo__lost_index_only_repair_opens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo__writer_roundtrip_and_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo__backup_is_incremental, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo__backup_needs_writer_lock, setup, teardown),
