@@ -49,15 +49,16 @@ expect_exit() {
 
 # expect_stderr REGEX: the last expect_exit's stderr matches REGEX, in one line.
 expect_stderr() {
-	grep -Eq "$1" "$WORK/.err" || { cat "$WORK/.err" >&2; fail "stderr does not match /$1/"; }
+	grep -Eq -e "$1" "$WORK/.err" || { cat "$WORK/.err" >&2; fail "stderr does not match /$1/"; }
 	[ "$(wc -l <"$WORK/.err")" -le 2 ] || { cat "$WORK/.err" >&2; fail "error is not short"; }
 }
 
-# same_tree A B: content and metadata of two trees agree (rsync itemizes
-# nothing with checksums, hard links, ACLs-free xattrs, times incl. dirs).
+# same_tree A B: content and metadata of two trees agree: rsync itemizes
+# nothing with checksums, hard links, xattrs, and times to the nanosecond
+# (including directories and symlinks).
 same_tree() {
 	local diffs
-	diffs=$(rsync -a -H -X --checksum --dry-run --itemize-changes --delete \
+	diffs=$(rsync -a -H -X --checksum --modify-window=-1 --dry-run --itemize-changes --delete \
 		"$1"/ "$2"/ | grep -v '^\.d\.\.t\.\.\.\.\.\. \./$' || true)
 	if [ -n "$diffs" ]; then
 		echo "$diffs" | head -30 >&2
