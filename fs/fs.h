@@ -23,10 +23,12 @@
  *
  * Threading
  *   fuse_session_loop_mt with clone_fd. Each structure has its own lock
- *   (inode table, tree cache, chunk cache, snapshot list); none is taken
- *   while another is held. Two helper threads: the chunk read-ahead worker
- *   and the snapshot watcher that sends kernel invalidations. Requests never
- *   keep an LMDB read transaction between them.
+ *   (inode table, handle table, tree cache, chunk cache, snapshot list);
+ *   none is taken while another is held. Helper threads: two chunk
+ *   read-ahead workers, the snapshot watcher that sends kernel
+ *   invalidations, and a one-shot thread that raises the mount's kernel
+ *   read-ahead to 1 MiB where it may. Requests never keep an LMDB read
+ *   transaction between them (store_blob_get takes its own).
  *
  * Lookup counts (the kernel's references on our inode numbers)
  *   +1  lookup, for each fuse_reply_entry that reaches the kernel
@@ -67,7 +69,7 @@ struct fs_options {
 	bool allow_other;	/* -o allow_other (see /etc/fuse.conf) */
 	bool debug;		/* libfuse request trace on stderr; implies
 				   foreground */
-	size_t cache_bytes;	/* decompressed chunk cache; 0: 64 MiB */
+	size_t cache_bytes;	/* decompressed chunk cache; 0: 32 MiB */
 };
 #define FS_OPTIONS_INIT { FS_OPTIONS_VERSION, NULL, NULL, false, false, \
 			  false, 0 }

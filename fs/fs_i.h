@@ -16,8 +16,14 @@
  *                        snapshot_ops.c (inside a backup point),
  *                        virtual.c (.snapdraft/). ops.c dispatches the
  *                        kernel's requests to the area of the inode; a write
- *                        into an area without that operation is EROFS. A
- *                        writable area (drafts/) plugs in the same way.
+ *                        into an area without that operation is EROFS.
+ *
+ * Adding the writable drafts/ passthrough is a file of its own
+ * (drafts_ops.c): an area with the write side filled in and a destroy for
+ * what it hangs on its inodes (fds), a fixed number below
+ * FS_INO_FIXED_COUNT for drafts/ itself, one row in top_ops.c's root table,
+ * and the handle table for per-open fds. Nothing in the read-only areas
+ * changes; rename and link across areas are EXDEV already.
  *
  * Locks: itab.lock, handles.lock, trees.lock, chunks.lock, snaplist.lock
  * and snaplist.refresh_lock. No lock is taken while another is held, except
@@ -164,6 +170,7 @@ struct fs_inode {
 	struct fs_snap *snap;		/* held, or NULL */
 	struct fs_tree *tree;		/* held: the tree holding node */
 	const struct store_node *node;	/* borrowed from tree */
+	void *priv;			/* an area's own state (destroy frees) */
 	atomic_bool warned;		/* a corrupt chunk was logged */
 	atomic_int_fast64_t next_off;	/* where the last read ended */
 	/* itab.lock */
@@ -190,6 +197,7 @@ struct fs_inode_init {
 	struct fs_snap *snap;
 	struct fs_tree *tree;
 	const struct store_node *node;
+	void *priv;		/* owned by the inode once created */
 };
 
 struct fs_itab;

@@ -327,6 +327,7 @@ int fs_inode_lookup(struct fs *fs, const struct fs_inode_init *init,
 	fresh->area = init->area;
 	fresh->kind = init->kind;
 	fresh->node = init->node;
+	fresh->priv = init->priv;
 	if (init->snap) {
 		fs_snap_hold(init->snap);
 		fresh->snap = init->snap;

@@ -11,7 +11,8 @@
  *          <-------- {0} or {err, message}
  *   stat(mountpoint): answers?     session loop (multi-threaded, clone_fd)
  *   return                         ... SIGTERM/SIGINT/SIGHUP or unmount
- *                                  unmount, free, return FS_ROLE_SERVER
+ *                                  unmount, stop helper threads, free,
+ *                                  return FS_ROLE_SERVER
  *
  * The caller returns only when the mount answers a stat(), which needs the
  * server to have handled INIT and GETATTR: the mount is ready, not just
@@ -22,21 +23,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "fs_i.h"
 
-#define DEFAULT_CACHE_BYTES (64u << 20)
+#define DEFAULT_CACHE_BYTES (32u << 20)
 #define TREE_CACHE_BYTES (32u << 20)
 #define MAX_THREADS 32
+#define READAHEAD_KB "1024"
 
 /* What the server tells the caller on the readiness pipe. */
 struct ready_msg {
@@ -63,6 +67,10 @@ static void log_sink(enum sd_log_level level, const char *msg, void *ctx)
 		fprintf(stderr, "snapdraft: %s\n", msg);
 }
 
+/* The last error libfuse logged, for the one-line message of a failed
+ * mount (written before the session loop starts: one thread). */
+static char fuse_last_error[512];
+
 static void fuse_log_to_sd(enum fuse_log_level level, const char *fmt,
 			   va_list ap)
 {
@@ -73,6 +81,8 @@ static void fuse_log_to_sd(enum fuse_log_level level, const char *fmt,
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
+	if (level <= FUSE_LOG_ERR)
+		snprintf(fuse_last_error, sizeof(fuse_last_error), "%s", buf);
 	if (level <= FUSE_LOG_ERR)
 		sd_log(SD_LOG_ERR, "fuse: %s", buf);
 	else if (level <= FUSE_LOG_WARNING)
@@ -217,6 +227,33 @@ static int session_new(const struct fs_options *o, struct fs *fs,
 	return 0;
 }
 
+/*
+ * The kernel reads ahead 128 KiB at a time on a FUSE mount (the default of
+ * its backing device), which is one round trip per 128 KiB of a big file.
+ * Chunks are ~1 MiB: read ahead 1 MiB, where we may (root; the device is
+ * this mount's own and goes away with it). Runs on its own thread because
+ * the stat() that names the device is answered by our own session loop.
+ */
+static void *readahead_tune(void *arg)
+{
+	const char *mountpoint = arg;
+	char path[96];
+	struct stat st;
+	int fd;
+
+	if (stat(mountpoint, &st) != 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (write(fd, READAHEAD_KB, strlen(READAHEAD_KB)) < 0)
+		sd_log(SD_LOG_DEBUG, "mount: %s: %s", path, strerror(errno));
+	close(fd);
+	return NULL;
+}
+
 /* Runs the server in this process; readyfd (or -1) hears how the start
  * went. Returns when the filesystem is unmounted. */
 static int serve(const struct fs_options *o, const char *repo,
@@ -224,7 +261,17 @@ static int serve(const struct fs_options *o, const char *repo,
 {
 	struct fuse_loop_config *cfg = NULL;
 	struct fs *fs = NULL;
+	bool tuner_started = false;
+	pthread_t tuner;
 	int r;
+
+	/* Chunk buffers (0.25-4 MiB, malloc'd by store_blob_get) come and go
+	 * all the time: serve them from the heap and keep freed memory for
+	 * the next one, instead of a fresh mmap (and a page fault per 4 KiB)
+	 * for every chunk. The chunk cache bounds what is live. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_ARENA_MAX, 4);
 
 	log_sink_ctx.syslog = readyfd >= 0;
 	log_sink_ctx.debug = o->debug;
@@ -250,10 +297,12 @@ static int serve(const struct fs_options *o, const char *repo,
 		snprintf(errbuf, errlen, "cannot install signal handlers");
 		goto fail;
 	}
+	fuse_last_error[0] = '\0';
 	if (fuse_session_mount(fs->se, canon) != 0) {
 		r = -EPERM;
-		snprintf(errbuf, errlen,
-			 "cannot mount on %s (is /dev/fuse usable?)", canon);
+		snprintf(errbuf, errlen, "cannot mount on %s: %s", canon,
+			 fuse_last_error[0] ? fuse_last_error
+					    : "is /dev/fuse usable?");
 		fuse_remove_signal_handlers(fs->se);
 		goto fail;
 	}
@@ -267,6 +316,8 @@ static int serve(const struct fs_options *o, const char *repo,
 	sd_log(SD_LOG_INFO, "mount: serving %s on %s", repo, canon);
 	ready_send(readyfd, 0, NULL);
 	readyfd = -1;
+	tuner_started = pthread_create(&tuner, NULL, readahead_tune,
+				       fs->mountpoint) == 0;
 
 	cfg = fuse_loop_cfg_create();
 	if (cfg) {
@@ -280,8 +331,14 @@ static int serve(const struct fs_options *o, const char *repo,
 	else if (r > 0)
 		sd_log(SD_LOG_INFO, "mount: %s: signal %d, unmounting", canon, r);
 
-	fs_snaplist_watch_stop(fs);
+	/* Unmount first: it closes the device, which aborts the connection,
+	 * so a helper thread blocked on this mount (the tuner's stat, or an
+	 * invalidation waiting on a kernel lock held by a request the loop
+	 * will never answer) gets an error instead of waiting forever. */
 	fuse_session_unmount(fs->se);
+	if (tuner_started)
+		pthread_join(tuner, NULL);
+	fs_snaplist_watch_stop(fs);
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_destroy(fs->se);
 	fs->se = NULL;

@@ -114,7 +114,8 @@ static const sd_id *dir_tree_id(const struct fs_inode *in)
 	return NULL;
 }
 
-/* The decoded children of dir; logs what could not be read. */
+/* The decoded children of dir; logs (once per directory) what could not
+ * be read. */
 static int dir_tree(struct fs *fs, struct fs_inode *dir, struct fs_tree **out)
 {
 	const sd_id *id = dir_tree_id(dir);
@@ -123,7 +124,7 @@ static int dir_tree(struct fs *fs, struct fs_inode *dir, struct fs_tree **out)
 	if (!id)
 		return -ENOTDIR;
 	r = fs_tree_get(fs->trees, id, out);
-	if (r < 0) {
+	if (r < 0 && !atomic_exchange(&dir->warned, true)) {
 		char *path = fs_inode_path(dir);
 		char hex[SD_ID_HEX_LEN + 1];
 
@@ -181,7 +182,8 @@ int fs_snap_root_lookup(struct fs *fs, struct fs_inode *parent,
 static void child_key(const struct fs_inode *dir, const struct store_node *n,
 		      uint8_t key[FS_KEY_LEN])
 {
-	if (n->type != STORE_NODE_DIR && n->nlink > 1)
+	if (n->type != STORE_NODE_DIR && n->nlink > 1 &&
+	    (n->dev != 0 || n->inode != 0))
 		fs_key_hardlink(&dir->snap->id, n->dev, n->inode, key);
 	else
 		fs_key_child(dir->key, n->name, key);

@@ -278,6 +278,9 @@ if [ -n "$wo" ] && touch "$WORK/flaky/sub/unreadable" &&
 	! head -c1 "$WORK/flaky/sub/unreadable" >/dev/null 2>&1 ||
 		fail "test set-up: $wo is readable"
 	rsync -a --exclude=unreadable "$WORK/flaky/" "$WORK/exp7/"
+	# rsync does not always carry sub/'s time to the nanosecond past the
+	# excluded mount point; the source's own time is the expectation.
+	touch -h -r "$WORK/flaky/sub" "$WORK/exp7/sub"
 	backup_json "$WORK/p7.json" 3 --time 2026-01-05T00:00:00Z "$WORK/flaky"
 	grep -q 'sub/unreadable' "$WORK/p7.json.err" ||
 		{ cat "$WORK/p7.json.err" >&2; fail "the unreadable file is not named"; }

@@ -60,4 +60,32 @@ S_JSON="$M/.snapdraft/status.json"
 [ "$(jq .requests.read_errors "$S_JSON")" -ge 1 ] || fail "read_errors not counted"
 [ "$(jq .cache.errors "$S_JSON")" -ge 1 ] || fail "chunk errors not counted"
 kill -0 "$MOUNT_PID" || fail "server died"
+
+# a damaged directory (tree blob) of the second point: listing it is EIO,
+# the first point is untouched
+P1=$(ls -d "$M"/snapshots/* | head -1)
+P2=$(readlink -f "$M/latest")
+[ "$P1" != "$P2" ] || fail "expected two points"
+n1=$(basename "$P1")
+n2=$(basename "$P2")
+kill -TERM "$MOUNT_PID"
+wait_gone "$MOUNT_PID" || fail "server did not stop"
+mapfile -t tpacks < <(find "$SNAPDRAFT_REPO/packs" -type f -newer "$WORK/marker" -size -1000k)
+[ "${#tpacks[@]}" -ge 1 ] || fail "no tree pack from the second backup"
+for tp in "${tpacks[@]}"; do
+	size=$(stat -c %s "$tp")
+	off=$((size / 2))
+	byte=$(od -An -tu1 -j "$off" -N1 "$tp" | tr -d ' ')
+	chmod u+w "$tp"
+	printf "\\$(printf %03o $((byte ^ 0x5a)))" | dd of="$tp" bs=1 seek="$off" conv=notrunc status=none
+done
+do_mount_fg "$M" "$WORK/server2.log"
+out=$(ls -R "$M/snapshots/$n2" 2>&1) && fail "listing a damaged directory succeeded"
+grep -q "Input/output error" <<<"$out" || fail "damaged directory: expected EIO, got: $out"
+ls -R "$M/snapshots/$n1" >/dev/null || fail "the intact point does not list"
+for ((i = 0; i < 30; i++)); do
+	cmp "$S/site/posts/p$i.md" "$M/snapshots/$n1/site/posts/p$i.md" || fail "p$i.md in the intact point"
+done
+grep -q "cannot read directory tree" "$WORK/server2.log" || fail "no log line for the damaged tree"
+jq -e . "$M/.snapdraft/status.json" >/dev/null || fail "status.json after a damaged tree"
 echo "ok"
