@@ -1,11 +1,10 @@
 /*
  * restore.c — writing a backup point, or parts of it, back to a directory.
  *
- * Two phases. The first runs only when the target already exists and
- * overwrite is off: it walks the selection against the target and refuses
- * (SD_EEXIST) before anything is written when a non-directory path exists.
- * It descends only into directories that exist on both sides, and keeps the
- * trees it loaded for the second phase, so no tree is loaded twice.
+ * Two phases. The first (restore_select.c) resolves the includes and, when
+ * the target already exists and overwrite is off, refuses (SD_EEXIST) before
+ * anything is written; the trees it loads are cached here for the second
+ * phase, so no tree is loaded twice.
  *
  * The second phase is a pipeline. The walking thread (the caller) loads
  * trees depth first, creates directories, makes symlinks, fifos, device
@@ -32,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <search.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +38,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "store_i.h"
+#include "restore_i.h"
 
-#define QUEUE_CAP 256
-#define MAX_WORKERS 4
 #define PART_EXTENTS 8 /* larger files are written by several workers */
 #define PROGRESS_NS 100000000LL
 
@@ -91,15 +87,6 @@ static void hl_group_free(void *p)
 
 /* ---------------------------------------------------------------- state */
 
-/* An open target directory; shared by the walker and queued files. */
-struct rdir {
-	int fd;
-	char *path;		/* target path, for messages and xattrs */
-	struct store_tree *tree; /* freed with the rdir when owned */
-	bool tree_owned;
-	atomic_int refs;
-};
-
 /* A file of many extents is written in parts by several workers at once;
  * the part that finishes last completes the file. */
 struct rfile {
@@ -109,15 +96,6 @@ struct rfile {
 	int fd;
 	atomic_uint parts;	/* parts not yet written */
 	atomic_int err;		/* first failure of a part */
-};
-
-/* A whole file (part_of NULL), or extents [first, first + count) of one. */
-struct file_job {
-	struct rdir *dir;
-	const struct store_node *node;	/* lives in dir->tree or the cache */
-	struct hl_group *group;		/* first member of a group, or NULL */
-	struct rfile *part_of;
-	uint32_t first, count;
 };
 
 struct hl_link {
@@ -130,37 +108,6 @@ struct hl_link {
 struct dir_meta {
 	char *path;
 	struct store_node node;	/* only metadata fields and own xattrs */
-};
-
-struct restore {
-	struct store_repo *repo;
-	const struct store_restore_options *o;
-
-	/* Wakeups only go to a thread that waits, and the walker only once
-	 * half the queue is free: small files would otherwise cost a futex
-	 * call or two each. */
-	pthread_mutex_t lock;	/* protects the fields down to closing */
-	pthread_cond_t not_empty, not_full;
-	struct file_job q[QUEUE_CAP];
-	size_t head, count;
-	int idle;		/* workers waiting for a job */
-	bool walker_waits;	/* for room in the queue */
-	bool closing;		/* the walker queues nothing more */
-	pthread_t threads[MAX_WORKERS];
-	int nthreads;
-
-	atomic_int fatal;	/* the error that stops the restore */
-	atomic_uint_fast64_t files, dirs, others, bytes, failed, written;
-	pthread_mutex_t report_lock; /* serialises warn() and progress() */
-	atomic_llong next_progress;
-
-	/* The walker's alone: */
-	void *trees;		/* tsearch root of cached_tree */
-	void *groups;		/* tsearch root of hl_group */
-	struct hl_link *links;
-	size_t nlinks, links_cap;
-	struct dir_meta *metas;
-	size_t nmetas, metas_cap;
 };
 
 static int64_t now_ns(void)
@@ -188,7 +135,7 @@ static void report_progress(struct restore *rs, bool force)
 	pthread_mutex_unlock(&rs->report_lock);
 }
 
-static void report_warn(struct restore *rs, const char *path, int err)
+void store_restore_report_warn(struct restore *rs, const char *path, int err)
 {
 	if (!rs->o->warn)
 		return;
@@ -206,11 +153,11 @@ static bool err_is_fatal(int err)
 
 /* One item could not be restored: warn naming it, count it, and stop the
  * whole restore when the cause would fail everything after it too. */
-static void item_fail(struct restore *rs, const char *dir, const char *name,
-		      int err)
+void store_restore_item_fail(struct restore *rs, const char *dir,
+			     const char *name, int err)
 {
 	char *p = name ? store_path_join(dir, name) : NULL;
-	report_warn(rs, p ? p : dir, err);
+	store_restore_report_warn(rs, p ? p : dir, err);
 	free(p);
 	atomic_fetch_add(&rs->failed, 1);
 	int zero = 0;
@@ -218,7 +165,7 @@ static void item_fail(struct restore *rs, const char *dir, const char *name,
 		atomic_compare_exchange_strong(&rs->fatal, &zero, err);
 }
 
-static void rdir_put(struct rdir *d)
+void store_restore_rdir_put(struct rdir *d)
 {
 	if (!d || atomic_fetch_sub(&d->refs, 1) != 1)
 		return;
@@ -229,8 +176,8 @@ static void rdir_put(struct rdir *d)
 	free(d);
 }
 
-static struct rdir *rdir_new(int fd, char *path, struct store_tree *tree,
-			     bool owned)
+struct rdir *store_restore_rdir_new(int fd, char *path, struct store_tree *tree,
+				    bool owned)
 {
 	struct rdir *d = malloc(sizeof(*d));
 	if (!d)
@@ -274,7 +221,7 @@ static int meta_apply(struct restore *rs, int fd, int dfd, const char *dpath,
 				     path ? "" : "/", path ? path : name,
 				     x->name) < 0)
 				msg = NULL;
-			report_warn(rs, msg ? msg : name, e);
+			store_restore_report_warn(rs, msg ? msg : name, e);
 			free(msg);
 		}
 	}
@@ -378,7 +325,7 @@ static void file_finish(struct restore *rs, struct rdir *d,
 	if (r == -ECANCELED)
 		return;
 	if (r < 0) {
-		item_fail(rs, d->path, n->name, r);
+		store_restore_item_fail(rs, d->path, n->name, r);
 		return;
 	}
 	atomic_fetch_add(&rs->files, 1);
@@ -397,10 +344,11 @@ static void job_run(struct restore *rs, const struct file_job *j)
 				    extents_write(rs, fd, j->node, 0,
 						  j->node->nextents));
 		else if (fd != -ECANCELED)
-			item_fail(rs, j->dir->path, j->node->name, fd);
+			store_restore_item_fail(rs, j->dir->path, j->node->name,
+						fd);
 		if (fd < 0 && j->group)
 			atomic_store(&j->group->err, fd);
-		rdir_put(j->dir);
+		store_restore_rdir_put(j->dir);
 		return;
 	}
 	if (r == 0 && atomic_load(&f->err) == 0)
@@ -411,7 +359,7 @@ static void job_run(struct restore *rs, const struct file_job *j)
 	if (atomic_fetch_sub(&f->parts, 1) != 1)
 		return;
 	file_finish(rs, f->dir, f->node, f->group, f->fd, atomic_load(&f->err));
-	rdir_put(f->dir);
+	store_restore_rdir_put(f->dir);
 	free(f);
 }
 
@@ -470,8 +418,8 @@ static int file_queue(struct restore *rs, struct rdir *d,
 		free(f);
 		if (g)
 			atomic_store(&g->err, fd);
-		item_fail(rs, d->path, n->name, fd);
-		rdir_put(d);
+		store_restore_item_fail(rs, d->path, n->name, fd);
+		store_restore_rdir_put(d);
 		return fd == -ENOMEM ? fd : 0;
 	}
 	uint32_t parts = (n->nextents + PART_EXTENTS - 1) / PART_EXTENTS;
@@ -493,8 +441,8 @@ static int file_queue(struct restore *rs, struct rdir *d,
 
 /* A tree from the cache (borrowed, *owned false) or freshly loaded; with
  * cache, a loaded tree joins the cache. */
-static int tree_get(struct restore *rs, const sd_id *id, bool cache,
-		    struct store_tree **out, bool *owned)
+int store_restore_tree_get(struct restore *rs, const sd_id *id, bool cache,
+			   struct store_tree **out, bool *owned)
 {
 	struct cached_tree key = { .id = *id };
 	void **found = tfind(&key, &rs->trees, cached_tree_cmp);
@@ -519,8 +467,8 @@ static int tree_get(struct restore *rs, const sd_id *id, bool cache,
 	return -ENOMEM;
 }
 
-static int meta_record(struct restore *rs, const char *path,
-		       const struct store_node *n)
+int store_restore_meta_record(struct restore *rs, const char *path,
+			      const struct store_node *n)
 {
 	if (rs->nmetas == rs->metas_cap) {
 		size_t cap = rs->metas_cap ? rs->metas_cap * 2 : 64;
@@ -567,7 +515,7 @@ nomem:
 /* Creates (or, merging, opens) directory name in dfd; its fd or -err.
  * A directory merged into is made writable for us: its stored mode comes
  * back at the end. */
-static int dir_make(struct restore *rs, int dfd, const char *name)
+int store_restore_dir_make(struct restore *rs, int dfd, const char *name)
 {
 	bool made = mkdirat(dfd, name, 0700) == 0;
 	if (!made && errno != EEXIST)
@@ -645,14 +593,11 @@ static void special_restore(struct restore *rs, struct rdir *d,
 	if (r < 0) {
 		if (g)
 			atomic_store(&g->err, r);
-		item_fail(rs, d->path, n->name, r);
+		store_restore_item_fail(rs, d->path, n->name, r);
 		return;
 	}
 	atomic_fetch_add(&rs->others, 1);
 }
-
-static int node_restore(struct restore *rs, struct rdir *d,
-			const struct store_node *n);
 
 static int dir_restore(struct restore *rs, struct rdir *parent,
 		       const struct store_node *n)
@@ -660,13 +605,13 @@ static int dir_restore(struct restore *rs, struct rdir *parent,
 	char *path = store_path_join(parent->path, n->name);
 	if (!path)
 		return -ENOMEM;
-	int fd = dir_make(rs, parent->fd, n->name);
+	int fd = store_restore_dir_make(rs, parent->fd, n->name);
 	if (fd < 0) {
-		item_fail(rs, path, NULL, fd);
+		store_restore_item_fail(rs, path, NULL, fd);
 		free(path);
 		return 0;
 	}
-	int r = meta_record(rs, path, n);
+	int r = store_restore_meta_record(rs, path, n);
 	if (r < 0) {
 		close(fd);
 		free(path);
@@ -675,15 +620,15 @@ static int dir_restore(struct restore *rs, struct rdir *parent,
 	atomic_fetch_add(&rs->dirs, 1);
 	struct store_tree *t;
 	bool owned;
-	r = tree_get(rs, &n->subtree, false, &t, &owned);
+	r = store_restore_tree_get(rs, &n->subtree, false, &t, &owned);
 	if (r < 0) {
 		/* A lost tree fails the directory's whole content, loudly. */
-		item_fail(rs, path, NULL, r);
+		store_restore_item_fail(rs, path, NULL, r);
 		close(fd);
 		free(path);
 		return r == -ENOMEM ? r : 0;
 	}
-	struct rdir *d = rdir_new(fd, path, t, owned);
+	struct rdir *d = store_restore_rdir_new(fd, path, t, owned);
 	if (!d) {
 		if (owned)
 			store_tree_free(t);
@@ -692,16 +637,16 @@ static int dir_restore(struct restore *rs, struct rdir *parent,
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < t->n && r == 0; i++) {
-		r = node_restore(rs, d, &t->nodes[i]);
+		r = store_restore_node_restore(rs, d, &t->nodes[i]);
 		if (atomic_load(&rs->fatal))
 			break;
 	}
-	rdir_put(d);
+	store_restore_rdir_put(d);
 	return r;
 }
 
-static int node_restore(struct restore *rs, struct rdir *d,
-			const struct store_node *n)
+int store_restore_node_restore(struct restore *rs, struct rdir *d,
+			       const struct store_node *n)
 {
 	if (n->type == STORE_NODE_DIR)
 		return dir_restore(rs, d, n);
@@ -734,285 +679,6 @@ static int node_restore(struct restore *rs, struct rdir *d,
 	return 0;
 }
 
-/* ---------------------------------------------------------------- selection */
-
-/* One include path, resolved: the node of every component, root first. */
-struct selection {
-	char *path;		/* normalised: "a/b/c" */
-	const struct store_node **chain;
-	size_t depth;
-};
-
-/* Drops empty and "." components and extra slashes. */
-static char *include_normalise(const char *in)
-{
-	char *out = malloc(strlen(in) + 1);
-	if (!out)
-		return NULL;
-	size_t o = 0;
-	const char *p = in;
-	while (*p) {
-		size_t len = strcspn(p, "/");
-		if (len > 0 && !(len == 1 && p[0] == '.')) {
-			if (o)
-				out[o++] = '/';
-			memcpy(out + o, p, len);
-			o += len;
-		}
-		p += len;
-		p += strspn(p, "/");
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static int selection_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct selection *)a)->path,
-		      ((const struct selection *)b)->path);
-}
-
-/* Is path a or something inside it? */
-static bool path_within(const char *path, const char *a)
-{
-	size_t la = strlen(a);
-	return strncmp(path, a, la) == 0 && (path[la] == '/' || !path[la]);
-}
-
-static void selections_free(struct selection *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(s[i].path);
-		free(s[i].chain);
-	}
-	free(s);
-}
-
-/* Normalises and sorts the includes. *n is 0 when the whole snapshot is
- * selected. */
-static int selections_make(const struct store_restore_options *o,
-			   struct selection **out, size_t *n)
-{
-	*out = NULL;
-	*n = 0;
-	if (o->nincludes == 0)
-		return 0;
-	struct selection *s = calloc(o->nincludes, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	size_t k = 0;
-	bool all = false;
-	for (size_t i = 0; i < o->nincludes; i++) {
-		char *p = o->includes[i] ? include_normalise(o->includes[i])
-					 : NULL;
-		if (!p) {
-			selections_free(s, k);
-			return o->includes[i] ? -ENOMEM : SD_EUSAGE;
-		}
-		all = all || !*p;
-		s[k++].path = p;
-	}
-	if (all) {
-		selections_free(s, k);
-		return 0;
-	}
-	if (k > 1)
-		qsort(s, k, sizeof(*s), selection_cmp);
-	*out = s;
-	*n = k;
-	return 0;
-}
-
-/* Keeps only the outermost of nested (or repeated) selections. */
-static void selections_prune(struct selection *s, size_t *n)
-{
-	size_t kept = 0;
-	for (size_t i = 0; i < *n; i++) {
-		bool inside = false;
-		for (size_t j = 0; j < kept && !inside; j++)
-			inside = path_within(s[i].path, s[j].path);
-		if (inside) {
-			free(s[i].path);
-			free(s[i].chain);
-		} else {
-			s[kept++] = s[i];
-		}
-	}
-	*n = kept;
-}
-
-/* Finds every component of s->path; SD_ENOTFOUND names the include. */
-static int selection_resolve(struct restore *rs, struct store_tree *root,
-			     struct selection *s)
-{
-	size_t depth = 1;
-	for (const char *p = s->path; *p; p++)
-		depth += *p == '/';
-	s->chain = calloc(depth, sizeof(*s->chain));
-	char *copy = strdup(s->path);
-	int r = -ENOMEM;
-	if (!s->chain || !copy)
-		goto out;
-	struct store_tree *t = root;
-	char *save = NULL;
-	r = 0;
-	for (char *c = strtok_r(copy, "/", &save); c;
-	     c = strtok_r(NULL, "/", &save)) {
-		const struct store_node *n = t ? store_tree_find(t, c) : NULL;
-		if (!n) {
-			report_warn(rs, s->path, SD_ENOTFOUND);
-			r = SD_ENOTFOUND;
-			goto out;
-		}
-		s->chain[s->depth++] = n;
-		t = NULL;
-		if (n->type == STORE_NODE_DIR && s->depth < depth) {
-			bool owned;
-			r = tree_get(rs, &n->subtree, true, &t, &owned);
-			if (r < 0)
-				goto out;
-		}
-	}
-out:
-	free(copy);
-	return r;
-}
-
-/* ---------------------------------------------------------------- first phase */
-
-static int conflict(struct restore *rs, const char *dpath, const char *name)
-{
-	char *p = store_path_join(dpath, name);
-	report_warn(rs, p ? p : dpath, SD_EEXIST);
-	free(p);
-	return SD_EEXIST;
-}
-
-/* SD_EEXIST (warned) when n or anything below it exists in dfd as a
- * non-directory; directories present on both sides are walked. */
-static int precheck_node(struct restore *rs, int dfd, const char *dpath,
-			 const struct store_node *n)
-{
-	struct stat st;
-	if (fstatat(dfd, n->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (n->type != STORE_NODE_DIR || !S_ISDIR(st.st_mode))
-		return conflict(rs, dpath, n->name);
-	struct store_tree *t;
-	bool owned;
-	int r = tree_get(rs, &n->subtree, true, &t, &owned);
-	if (r == SD_ECORRUPT || r == SD_ENOTFOUND)
-		return 0; /* the second phase fails this directory, named */
-	if (r < 0)
-		return r;
-	int fd = openat(dfd, n->name,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	char *path = store_path_join(dpath, n->name);
-	r = path ? 0 : -ENOMEM;
-	for (size_t i = 0; r == 0 && i < t->n; i++)
-		r = precheck_node(rs, fd, path, &t->nodes[i]);
-	free(path);
-	close(fd);
-	return r;
-}
-
-static int precheck_selection(struct restore *rs, int tfd,
-			      const struct selection *s)
-{
-	int dfd = tfd, r = 0;
-	char *dpath = strdup(rs->o->target);
-	if (!dpath)
-		return -ENOMEM;
-	for (size_t i = 0; i + 1 < s->depth && r == 0; i++) {
-		const char *name = s->chain[i]->name;
-		struct stat st;
-		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = errno == ENOENT ? 1 : -errno;
-			break;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			r = conflict(rs, dpath, name);
-			break;
-		}
-		int fd = openat(dfd, name,
-				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		char *p = store_path_join(dpath, name);
-		r = fd < 0 ? -errno : p ? 0 : -ENOMEM;
-		if (dfd != tfd)
-			close(dfd);
-		dfd = fd;
-		free(dpath);
-		dpath = p;
-		if (fd < 0 || !p)
-			break;
-	}
-	if (r == 0)
-		r = precheck_node(rs, dfd, dpath, s->chain[s->depth - 1]);
-	if (dfd >= 0 && dfd != tfd)
-		close(dfd);
-	free(dpath);
-	return r < 0 ? r : 0;
-}
-
-/* ---------------------------------------------------------------- second phase */
-
-/* Was the i-th parent of sel[k] made for an earlier selection? */
-static bool parent_made(const struct selection *sel, size_t k, size_t i)
-{
-	for (size_t t = 0; t < k; t++) {
-		if (sel[t].depth <= i + 1)
-			continue;
-		size_t j = 0;
-		while (j <= i && sel[t].chain[j] == sel[k].chain[j])
-			j++;
-		if (j > i)
-			return true;
-	}
-	return false;
-}
-
-/* Creates the parents of the selected node sel[k] with their stored
- * metadata (once when includes share them), then restores the node. */
-static int selection_restore(struct restore *rs, struct rdir *root,
-			     const struct selection *sel, size_t k)
-{
-	const struct selection *s = &sel[k];
-	struct rdir *cur = root;
-	atomic_fetch_add(&root->refs, 1);
-	int r = 0;
-	for (size_t i = 0; i + 1 < s->depth; i++) {
-		const struct store_node *n = s->chain[i];
-		char *path = store_path_join(cur->path, n->name);
-		int fd = path ? dir_make(rs, cur->fd, n->name) : -ENOMEM;
-		if (fd < 0) {
-			if (path)
-				item_fail(rs, path, NULL, fd);
-			free(path);
-			r = path ? 0 : fd;
-			goto out;
-		}
-		if (!parent_made(sel, k, i)) {
-			r = meta_record(rs, path, n);
-			atomic_fetch_add(&rs->dirs, r == 0);
-		}
-		struct rdir *d = r == 0 ? rdir_new(fd, path, NULL, false) : NULL;
-		if (!d) {
-			close(fd);
-			free(path);
-			r = -ENOMEM;
-			goto out;
-		}
-		rdir_put(cur);
-		cur = d;
-	}
-	r = node_restore(rs, cur, s->chain[s->depth - 1]);
-out:
-	rdir_put(cur);
-	return r;
-}
-
 static void links_make(struct restore *rs)
 {
 	for (size_t i = 0; i < rs->nlinks && !atomic_load(&rs->fatal); i++) {
@@ -1024,7 +690,7 @@ static void links_make(struct restore *rs)
 		if (r == 0 && link(l->group->first, l->path) < 0)
 			r = -errno;
 		if (r < 0)
-			item_fail(rs, l->path, NULL, r);
+			store_restore_item_fail(rs, l->path, NULL, r);
 		else if (l->type == STORE_NODE_FILE)
 			atomic_fetch_add(&rs->files, 1);
 		else
@@ -1038,7 +704,7 @@ static void metas_apply(struct restore *rs)
 		const struct dir_meta *m = &rs->metas[i];
 		int r = meta_apply(rs, -1, AT_FDCWD, NULL, m->path, &m->node);
 		if (r < 0)
-			item_fail(rs, m->path, NULL, r);
+			store_restore_item_fail(rs, m->path, NULL, r);
 	}
 }
 
@@ -1105,9 +771,10 @@ static int restore_walk(struct restore *rs, struct rdir *root,
 	if (nsel == 0)
 		for (size_t i = 0; i < root->tree->n && r == 0 &&
 				   !atomic_load(&rs->fatal); i++)
-			r = node_restore(rs, root, &root->tree->nodes[i]);
+			r = store_restore_node_restore(rs, root,
+						       &root->tree->nodes[i]);
 	for (size_t i = 0; i < nsel && r == 0 && !atomic_load(&rs->fatal); i++)
-		r = selection_restore(rs, root, sel, i);
+		r = store_restore_selection_restore(rs, root, sel, i);
 	return r;
 }
 
@@ -1131,17 +798,18 @@ int store_restore_run(struct store_repo *r, const struct store_restore_options *
 	struct rdir *root = NULL;
 	int tfd = -1;
 
-	int rc = selections_make(o, &sel, &nsel);
+	int rc = store_restore_selections_make(o, &sel, &nsel);
 	if (rc < 0)
 		goto out;
 	struct store_tree *root_tree;
 	bool owned;
-	rc = tree_get(&rs, &o->snapshot->tree, true, &root_tree, &owned);
-	for (size_t i = 0; i < nsel && rc == 0; i++)
-		rc = selection_resolve(&rs, root_tree, &sel[i]);
+	rc = store_restore_tree_get(&rs, &o->snapshot->tree, true, &root_tree,
+				    &owned);
+	if (rc == 0)
+		rc = store_restore_selections_resolve(&rs, root_tree, sel,
+						      &nsel);
 	if (rc < 0)
 		goto out;
-	selections_prune(sel, &nsel);
 
 	bool fresh;
 	rc = tfd = target_open(o->target, &fresh);
@@ -1149,17 +817,14 @@ int store_restore_run(struct store_repo *r, const struct store_restore_options *
 		goto out;
 	rc = 0;
 	if (!fresh && !o->overwrite) {
-		for (size_t i = 0; i < root_tree->n && nsel == 0 && rc == 0; i++)
-			rc = precheck_node(&rs, tfd, o->target,
-					   &root_tree->nodes[i]);
-		for (size_t i = 0; i < nsel && rc == 0; i++)
-			rc = precheck_selection(&rs, tfd, &sel[i]);
+		rc = store_restore_precheck(&rs, tfd, root_tree, sel, nsel);
 		if (rc < 0)
 			goto out;
 	}
 
 	char *tpath = strdup(o->target);
-	root = tpath ? rdir_new(tfd, tpath, root_tree, false) : NULL;
+	root = tpath ? store_restore_rdir_new(tfd, tpath, root_tree, false)
+		     : NULL;
 	if (!root) {
 		free(tpath);
 		rc = -ENOMEM;
@@ -1183,7 +848,7 @@ int store_restore_run(struct store_repo *r, const struct store_restore_options *
 		rc = SD_EPARTIAL;
 out:
 	workers_stop(&rs);
-	rdir_put(root);
+	store_restore_rdir_put(root);
 	if (tfd >= 0)
 		close(tfd);
 	out->files = atomic_load(&rs.files);
@@ -1191,7 +856,7 @@ out:
 	out->others = atomic_load(&rs.others);
 	out->bytes = atomic_load(&rs.bytes);
 	out->failed = atomic_load(&rs.failed);
-	selections_free(sel, nsel);
+	store_restore_selections_free(sel, nsel);
 	restore_cleanup(&rs);
 	return rc;
 }
