@@ -294,9 +294,9 @@ class Tool:
         try:
             m.first_listing = wait_listing(tree, proc, logfile=logfile) - t0
             m.resolve()
-        except Failed:
+        except Failed as e:
             self.umount(m)
-            raise
+            raise Failed(f"mount failed: {e}")
         return m
 
     def umount(self, m):
@@ -340,16 +340,16 @@ class Snapdraft(Tool):
         tree = os.path.join(mnt, "latest", os.path.basename(path))
         t0 = time.monotonic()
         self.janitor.mounts[mnt] = None
-        run([self.bin, "--repo", repo, "mount", mnt], env=self.env, timeout=120)
         m = Mount(mnt, tree, None)
         try:
+            run([self.bin, "--repo", repo, "mount", mnt], env=self.env, timeout=120)
             m.first_listing = wait_listing(tree, timeout=60) - t0
             m.resolve()
             with open(os.path.join(mnt, ".snapdraft", "status.json")) as f:
                 m.pid = int(json.load(f)["pid"])
         except (Failed, OSError, ValueError, KeyError) as e:
             self.umount(m)
-            raise Failed(f"snapdraft mount: {e}")
+            raise Failed(f"mount failed: {e}")
         self.janitor.mounts[mnt] = m.pid
         return m
 

@@ -197,7 +197,10 @@ struct fs_inode_init {
 	struct fs_snap *snap;
 	struct fs_tree *tree;
 	const struct store_node *node;
-	void *priv;		/* owned by the inode once created */
+	void *priv;		/* given to the table (the caller's
+				   again on -ENOMEM): it goes through
+				   area->destroy, at once when the key
+				   already had an inode */
 };
 
 struct fs_itab;

@@ -349,6 +349,8 @@ int fs_inode_lookup(struct fs *fs, const struct fs_inode_init *init,
 			e->nlookup++;
 			e->refs++;
 			pthread_mutex_unlock(&t->lock);
+			if (fresh->priv && fresh->area->destroy)
+				fresh->area->destroy(fs, fresh);
 			if (fresh->tree)
 				fs_tree_put(fs->trees, fresh->tree);
 			if (fresh->snap)

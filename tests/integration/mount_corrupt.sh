@@ -59,7 +59,7 @@ wait_for grep -Eq "snapshots/[^ ]+/site/victim\.bin: chunk [0-9a-f]{64}" "$LOG" 
 S_JSON="$M/.snapdraft/status.json"
 [ "$(jq .requests.read_errors "$S_JSON")" -ge 1 ] || fail "read_errors not counted"
 [ "$(jq .cache.errors "$S_JSON")" -ge 1 ] || fail "chunk errors not counted"
-kill -0 "$MOUNT_PID" || fail "server died"
+! is_gone "$MOUNT_PID" || fail "server died"
 
 # a damaged directory (tree blob) of the second point: listing it is EIO,
 # the first point is untouched

@@ -25,7 +25,7 @@ _mount_cleanup() {
 	fi
 	if [ -n "$pid" ]; then
 		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || return 0
+			is_gone "$pid" && return 0
 			sleep 0.05
 		done
 		kill -9 "$pid" 2>/dev/null || true
@@ -59,11 +59,20 @@ do_mount_fg() {
 	}
 }
 
+# is_gone PID: the process has exited (a zombie waiting for init to reap
+# it counts: the daemon's parent is gone, and not every init reaps at once).
+is_gone() {
+	local state
+	kill -0 "$1" 2>/dev/null || return 0
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
+	[ "$state" = Z ]
+}
+
 # wait_gone PID: waits up to 10 s for a process to exit.
 wait_gone() {
 	local i
 	for ((i = 0; i < 200; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
+		is_gone "$1" && return 0
 		sleep 0.05
 	done
 	return 1

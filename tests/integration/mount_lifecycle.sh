@@ -56,7 +56,7 @@ sd umount --lazy "$M" || fail "umount --lazy failed"
 is_mounted "$M" && fail "still mounted after a lazy umount"
 rest=$(cat <&3 | wc -c)
 [ "$rest" = $((2000000 - 100)) ] || fail "open file stopped reading after a lazy umount ($rest)"
-kill -0 "$MOUNT_PID" || fail "server exited while a file was open"
+! is_gone "$MOUNT_PID" || fail "server exited while a file was open"
 exec 3<&-
 wait_gone "$MOUNT_PID" || fail "server did not exit after the last file closed"
 
