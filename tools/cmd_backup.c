@@ -109,15 +109,7 @@ static cJSON *summary_json(const struct store_snapshot *s, bool dry_run)
 	cJSON_AddBoolToObject(o, "partial", s->partial);
 	cJSON_AddBoolToObject(o, "dry_run", dry_run);
 	cJSON_AddNumberToObject(o, "duration", m->duration);
-	cJSON *srcs = cJSON_AddArrayToObject(o, "sources");
-	for (size_t i = 0; i < s->nsources; i++) {
-		cJSON *x = cJSON_CreateObject();
-		cJSON_AddStringToObject(x, "name", s->sources[i].name);
-		cJSON_AddStringToObject(x, "path", s->sources[i].path);
-		cJSON_AddNumberToObject(x, "files", (double)s->sources[i].files);
-		cJSON_AddNumberToObject(x, "bytes", (double)s->sources[i].bytes);
-		cJSON_AddItemToArray(srcs, x);
-	}
+	tools_sources_json(o, s);
 	cJSON_AddNumberToObject(o, "files", (double)m->files);
 	cJSON_AddNumberToObject(o, "dirs", (double)m->dirs);
 	cJSON_AddNumberToObject(o, "others", (double)m->others);

@@ -27,15 +27,7 @@ static cJSON *snapshot_json(const struct store_snapshot *s)
 	cJSON *tags = cJSON_AddArrayToObject(o, "tags");
 	for (size_t i = 0; i < s->ntags; i++)
 		cJSON_AddItemToArray(tags, cJSON_CreateString(s->tags[i]));
-	cJSON *srcs = cJSON_AddArrayToObject(o, "sources");
-	for (size_t i = 0; i < s->nsources; i++) {
-		cJSON *x = cJSON_CreateObject();
-		cJSON_AddStringToObject(x, "name", s->sources[i].name);
-		cJSON_AddStringToObject(x, "path", s->sources[i].path);
-		cJSON_AddNumberToObject(x, "files", (double)s->sources[i].files);
-		cJSON_AddNumberToObject(x, "bytes", (double)s->sources[i].bytes);
-		cJSON_AddItemToArray(srcs, x);
-	}
+	tools_sources_json(o, s);
 	cJSON_AddBoolToObject(o, "partial", s->partial);
 	cJSON_AddNumberToObject(o, "files", (double)s->summary.files);
 	cJSON_AddNumberToObject(o, "bytes", (double)s->summary.bytes);

@@ -2,6 +2,7 @@
  * common.c — what every subcommand shares: the repository path, opening
  * it with one clear line on failure, error printing and exit codes.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -146,4 +147,17 @@ int tools_bad_option(const char *cmd, char **argv)
 					 "a value", optopt);
 	return tools_usage_error(cmd, "option '%s' is unknown or needs a value",
 				 argv[optind - 1]);
+}
+
+void tools_sources_json(cJSON *obj, const struct store_snapshot *s)
+{
+	cJSON *srcs = cJSON_AddArrayToObject(obj, "sources");
+	for (size_t i = 0; i < s->nsources; i++) {
+		cJSON *x = cJSON_CreateObject();
+		cJSON_AddStringToObject(x, "name", s->sources[i].name);
+		cJSON_AddStringToObject(x, "path", s->sources[i].path);
+		cJSON_AddNumberToObject(x, "files", (double)s->sources[i].files);
+		cJSON_AddNumberToObject(x, "bytes", (double)s->sources[i].bytes);
+		cJSON_AddItemToArray(srcs, x);
+	}
 }

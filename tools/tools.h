@@ -68,6 +68,11 @@ int tools_common_option(int c, const char *cmd);
 /* For getopt's '?' (opterr is 0): names the bad option, returns EXIT_USAGE. */
 int tools_bad_option(const char *cmd, char **argv);
 
+/* Adds the "sources" array (name, path, files, bytes) of s to obj, the
+ * same in `backup --json` and `snapshots --json`. */
+struct cJSON;
+void tools_sources_json(struct cJSON *obj, const struct store_snapshot *s);
+
 /* Human sizes: "1.5 MiB". */
 void tools_format_bytes(unsigned long long n, char *buf, size_t len);
 
