@@ -124,25 +124,26 @@ static bool dirbuf_count(struct fs_dirbuf *d, fuse_ino_t ino)
 	return true;
 }
 
-bool fs_dirbuf_add_dot(struct fs_dirbuf *d, const char *name, fuse_ino_t ino,
-		       off_t next)
+/* An entry without attributes. In readdirplus, entry ino 0 means the
+ * kernel takes no reference and reads no attributes: it looks the name up
+ * when someone asks. */
+static bool dirbuf_add_bare(struct fs_dirbuf *d, const char *name,
+			    fuse_ino_t ino, mode_t mode, off_t next)
 {
 	size_t rem = d->size - d->used, n;
 
 	if (d->plus) {
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof(e));
-		/* ino 0: the kernel takes no reference and reads no
-		 * attributes; "." and ".." are never looked up this way. */
 		e.attr.st_ino = ino;
-		e.attr.st_mode = S_IFDIR;
+		e.attr.st_mode = mode;
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used, rem, name,
 					   &e, next);
 	} else {
 		struct stat st;
 		memset(&st, 0, sizeof(st));
 		st.st_ino = ino;
-		st.st_mode = S_IFDIR;
+		st.st_mode = mode;
 		n = fuse_add_direntry(d->req, d->buf + d->used, rem, name, &st,
 				      next);
 	}
@@ -152,44 +153,33 @@ bool fs_dirbuf_add_dot(struct fs_dirbuf *d, const char *name, fuse_ino_t ino,
 	return true;
 }
 
+bool fs_dirbuf_add_dot(struct fs_dirbuf *d, const char *name, fuse_ino_t ino,
+		       off_t next)
+{
+	/* "." and ".." are never looked up this way. */
+	return dirbuf_add_bare(d, name, ino, S_IFDIR, next);
+}
+
 bool fs_dirbuf_add(struct fs_dirbuf *d, const char *name,
 		   struct fs_inode *in, fuse_ino_t ino, mode_t mode,
 		   double entry_timeout, off_t next)
 {
-	size_t rem = d->size - d->used, n;
+	if (!d->plus)
+		return dirbuf_add_bare(d, name, ino, mode, next);
 
-	if (d->plus) {
-		struct fuse_entry_param e;
-
-		if (fs_entry_fill(d->fs, in, entry_timeout, &e) < 0) {
-			/* Listed without attributes; the kernel looks it up
-			 * (and gets the error) when someone asks. */
-			fs_inode_forget(d->fs, in->ino, 1);
-			memset(&e, 0, sizeof(e));
-			e.attr.st_ino = in->ino;
-			e.attr.st_mode = mode;
-			n = fuse_add_direntry_plus(d->req, d->buf + d->used, rem,
-						   name, &e, next);
-			if (n > rem)
-				return false;
-			d->used += n;
-			return true;
-		}
-		n = fuse_add_direntry_plus(d->req, d->buf + d->used, rem, name,
-					   &e, next);
-		if (n > rem || !dirbuf_count(d, in->ino)) {
-			fs_inode_forget(d->fs, in->ino, 1);
-			return false;
-		}
-	} else {
-		struct stat st;
-		memset(&st, 0, sizeof(st));
-		st.st_ino = ino;
-		st.st_mode = mode;
-		n = fuse_add_direntry(d->req, d->buf + d->used, rem, name, &st,
-				      next);
-		if (n > rem)
-			return false;
+	struct fuse_entry_param e;
+	if (fs_entry_fill(d->fs, in, entry_timeout, &e) < 0) {
+		/* Listed without attributes; the kernel looks it up (and
+		 * gets the error) when someone asks. */
+		fs_inode_forget(d->fs, in->ino, 1);
+		return dirbuf_add_bare(d, name, in->ino, mode, next);
+	}
+	size_t rem = d->size - d->used;
+	size_t n = fuse_add_direntry_plus(d->req, d->buf + d->used, rem, name,
+					  &e, next);
+	if (n > rem || !dirbuf_count(d, in->ino)) {
+		fs_inode_forget(d->fs, in->ino, 1);
+		return false;
 	}
 	d->used += n;
 	return true;
