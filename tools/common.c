@@ -3,6 +3,7 @@
  * it with one clear line on failure, error printing and exit codes.
  */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,8 +142,7 @@ int tools_common_option(int c, const char *cmd)
 
 int tools_bad_option(const char *cmd, char **argv)
 {
-	if (optopt && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
-			     optopt))
+	if (optopt && isalpha(optopt))
 		return tools_usage_error(cmd, "option -%c is unknown or needs "
 					 "a value", optopt);
 	return tools_usage_error(cmd, "option '%s' is unknown or needs a value",
