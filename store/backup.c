@@ -18,8 +18,15 @@
  *
  * A file that vanishes or cannot be read is a warning; the backup goes on
  * and the snapshot is marked partial.
+ *
+ * The repository's own drafts/ is read under the drafts protocol (fs/fs.h):
+ * the mount holds LOCK_EX on a draft from its first change until it is
+ * closed, so a draft is read under LOCK_SH, and re-read when its size or
+ * ctime moved during the read (a writer outside the mount). A draft still
+ * busy after a short wait keeps its content of the previous point, or is
+ * left out when it is new: a point holds each draft's old or new content,
+ * never a mix.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -31,12 +38,8 @@
 
 #include "store_i.h"
 
-/* Extents already stored for a hard-linked inode in this backup. */
-struct hardlink {
-	uint64_t dev, inode;
-	struct store_extent *extents;
-	uint32_t nextents;
-};
+/* How long a backup waits for the mount to finish writing a draft. */
+#define DRAFT_LOCK_WAIT_MS 2000
 
 struct backup {
 	struct store_repo *repo;
@@ -47,10 +50,10 @@ struct backup {
 	uint8_t *buf;		/* chunking window */
 	size_t buf_cap;
 	struct store_name_cache users, groups;
-	struct hardlink *links;
-	size_t nlinks, links_cap;
+	struct store_hardlinks links;
 	dev_t repo_dev;
 	ino_t repo_ino;
+	bool draft_reads;	/* walking the repository's drafts/ */
 	char *path;		/* current path, for warnings and excludes */
 	size_t path_len, path_cap;
 	struct timespec last_progress;
@@ -228,35 +231,6 @@ static int region_store(struct backup *b, int fd, struct store_node *n,
 	}
 }
 
-static struct hardlink *hardlink_find(struct backup *b, uint64_t dev,
-				      uint64_t ino)
-{
-	for (size_t i = 0; i < b->nlinks; i++)
-		if (b->links[i].dev == dev && b->links[i].inode == ino)
-			return &b->links[i];
-	return NULL;
-}
-
-static int hardlink_remember(struct backup *b, const struct store_node *n)
-{
-	if (b->nlinks == b->links_cap) {
-		size_t cap = b->links_cap ? b->links_cap * 2 : 16;
-		struct hardlink *l = realloc(b->links, cap * sizeof(*l));
-		if (!l)
-			return -ENOMEM;
-		b->links = l;
-		b->links_cap = cap;
-	}
-	struct hardlink *h = &b->links[b->nlinks];
-	struct store_node tmp = { 0 };
-	int r = store_node_extents_copy(&tmp, n->extents, n->nextents);
-	if (r < 0)
-		return r;
-	*h = (struct hardlink){ n->dev, n->inode, tmp.extents, tmp.nextents };
-	b->nlinks++;
-	return 0;
-}
-
 static bool same_file(const struct store_node *n, const struct store_node *p)
 {
 	return p && p->type == STORE_NODE_FILE && p->size == n->size &&
@@ -282,6 +256,13 @@ static int file_read(struct backup *b, int dirfd, const char *name,
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto out;
+	}
+	if (b->draft_reads) {
+		r = store_file_lock_shared_wait(fd, DRAFT_LOCK_WAIT_MS);
+		if (r == 0 && fstat(fd, &st) < 0)
+			r = -errno;
+		if (r < 0)
+			goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_ino != inode) {
 		r = -ENOENT; /* replaced between readdir and open */
@@ -341,9 +322,42 @@ static int file_read(struct backup *b, int dirfd, const char *name,
 	}
 	if (r == 0 && eof_at != UINT64_MAX)
 		n->size = eof_at; /* shrank while read: keep what was there */
+	if (r == 0 && b->draft_reads) {
+		struct stat after;
+		if (fstat(fd, &after) < 0)
+			r = -errno;
+		else if (after.st_size != st.st_size ||
+			 after.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+			 after.st_ctim.tv_nsec != st.st_ctim.tv_nsec)
+			r = -EAGAIN;
+	}
 out:
 	close(fd);
 	return r;
+}
+
+/* A draft, whole or not at all (see the design comment). */
+static int draft_read(struct backup *b, int dirfd, const char *name,
+		      uint64_t inode, const struct store_node *pnode,
+		      struct store_node *n, bool *skip)
+{
+	int r = -EAGAIN;
+	for (int attempt = 0; attempt < 3 && r == -EAGAIN; attempt++) {
+		node_reset(n);
+		r = file_read(b, dirfd, name, inode, n);
+	}
+	if (r != -EAGAIN && r != -ETIMEDOUT)
+		return r;
+	node_reset(n);
+	if (pnode && pnode->type == STORE_NODE_FILE) {
+		sd_log(SD_LOG_INFO, "%s: being written, this point keeps the "
+		       "previous content", b->path);
+		return store_node_copy(n, pnode);
+	}
+	sd_log(SD_LOG_INFO, "%s: being written, left out of this point",
+	       b->path);
+	*skip = true;
+	return 0;
 }
 
 static int dir_walk(struct backup *b, int dirfd, const struct store_tree *parent,
@@ -385,8 +399,8 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 			b->sum.files_new++;
 		/* A second name of an inode read in this backup shares its
 		 * content; its own xattrs are the inode's, read again. */
-		struct hardlink *h = n->nlink > 1 ?
-			hardlink_find(b, n->dev, n->inode) : NULL;
+		const struct store_hardlink *h = n->nlink > 1 ?
+			store_hardlinks_find(&b->links, n->dev, n->inode) : NULL;
 		if (h) {
 			r = store_node_extents_copy(n, h->extents, h->nextents);
 			if (r == 0)
@@ -401,7 +415,14 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 		} else {
 			uint64_t inode = n->inode;
 			node_reset(n);
-			r = file_read(b, dirfd, name, inode, n);
+			if (b->draft_reads) {
+				r = draft_read(b, dirfd, name, inode, pnode, n,
+					       skip);
+				if (r == 0 && *skip)
+					return 0;
+			} else {
+				r = file_read(b, dirfd, name, inode, n);
+			}
 			if (r < 0 && r != -ENOMEM) {
 				backup_warn(b, b->path, r);
 				*skip = true;
@@ -409,7 +430,7 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 			}
 		}
 		if (r == 0 && n->nlink > 1)
-			r = hardlink_remember(b, n);
+			r = store_hardlinks_add(&b->links, n);
 		return r;
 	}
 	case STORE_NODE_DIR: {
@@ -458,54 +479,6 @@ static int entry_build(struct backup *b, int dirfd, const char *name,
 	}
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int names_read(int dirfd, char ***out, size_t *n)
-{
-	int fd = dup(dirfd);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	char **names = NULL;
-	size_t count = 0, cap = 0;
-	int r = 0;
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (count == cap) {
-			cap = cap ? cap * 2 : 32;
-			char **nn = realloc(names, cap * sizeof(*nn));
-			if (!nn) {
-				r = -ENOMEM;
-				break;
-			}
-			names = nn;
-		}
-		if (!(names[count] = strdup(de->d_name))) {
-			r = -ENOMEM;
-			break;
-		}
-		count++;
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	closedir(d);
-	if (count > 1)
-		qsort(names, count, sizeof(*names), name_cmp);
-	*out = names;
-	*n = count;
-	return r;
-}
-
 static int tree_store(struct backup *b, struct store_tree *t, sd_id *out)
 {
 	uint8_t *buf;
@@ -527,7 +500,7 @@ static int dir_walk(struct backup *b, int dirfd, const struct store_tree *parent
 	char **names = NULL;
 	size_t count = 0;
 	struct store_tree t = { 0 };
-	int r = names_read(dirfd, &names, &count);
+	int r = store_dir_names_sorted(dirfd, &names, &count);
 	if (r == -ENOMEM)
 		goto out;
 	if (r < 0) {
@@ -672,11 +645,13 @@ int store_backup_run(struct store_repo *r, const struct store_backup_options *o,
 	int rc = sources_check(o);
 	if (rc < 0)
 		return rc;
-	struct stat rst;
+	struct stat rst, dst = { 0 };
 	if (stat(r->path, &rst) == 0) {
 		b.repo_dev = rst.st_dev;
 		b.repo_ino = rst.st_ino;
 	}
+	if (stat(r->drafts_dir, &dst) < 0)
+		dst.st_ino = 0;
 	b.buf_cap = (size_t)r->chunker.max_size * 4;
 	b.buf = malloc(b.buf_cap);
 	root.nodes = calloc(o->nsources, sizeof(*root.nodes));
@@ -713,6 +688,10 @@ int store_backup_run(struct store_repo *r, const struct store_backup_options *o,
 			rc = err;
 			goto out;
 		}
+		struct stat sst;
+		b.draft_reads = dst.st_ino && stat(src->path, &sst) == 0 &&
+				sst.st_dev == dst.st_dev &&
+				sst.st_ino == dst.st_ino;
 		/* The source's own node is built under its source name. */
 		b.path_len = 0;
 		size_t old;
@@ -773,9 +752,7 @@ out:
 		store_node_clear(&root.nodes[i]);
 	free(root.nodes);
 	store_snapshot_list_free(list, nlist);
-	for (size_t i = 0; i < b.nlinks; i++)
-		free(b.links[i].extents);
-	free(b.links);
+	store_hardlinks_free(&b.links);
 	store_name_cache_free(&b.users);
 	store_name_cache_free(&b.groups);
 	free(b.src_files);

@@ -7,12 +7,15 @@
  * rename over the old name, fsync the directory. A crash leaves the old or
  * the new content, never a torn file.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store_i.h"
@@ -171,5 +174,69 @@ int store_file_read_all(const char *path, char **out, size_t *len)
 out:
 	free(buf);
 	close(fd);
+	return r;
+}
+
+int store_file_lock_shared_wait(int fd, int wait_ms)
+{
+	struct timespec nap = { 0, 20 * 1000000L };
+	for (int waited = 0;; waited += 20) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (waited >= wait_ms)
+			return -ETIMEDOUT;
+		nanosleep(&nap, NULL);
+	}
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store_dir_names_sorted(int dirfd, char ***out, size_t *n)
+{
+	int fd = dup(dirfd);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	char **names = NULL;
+	size_t count = 0, cap = 0;
+	int r = 0;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **nn = realloc(names, cap * sizeof(*nn));
+			if (!nn) {
+				r = -ENOMEM;
+				break;
+			}
+			names = nn;
+		}
+		if (!(names[count] = strdup(de->d_name))) {
+			r = -ENOMEM;
+			break;
+		}
+		count++;
+	}
+	if (r == 0 && errno)
+		r = -errno;
+	closedir(d);
+	if (count > 1)
+		qsort(names, count, sizeof(*names), name_cmp);
+	*out = names;
+	*n = count;
 	return r;
 }

@@ -199,6 +199,25 @@ int store_node_xattrs_copy(struct store_node *n, const struct store_node *p)
 	return 0;
 }
 
+int store_node_copy(struct store_node *n, const struct store_node *from)
+{
+	*n = *from;
+	n->name = n->user = n->group = n->target = NULL;
+	n->xattrs = NULL;
+	n->nxattrs = 0;
+	n->extents = NULL;
+	n->nextents = 0;
+	if ((from->name && !(n->name = strdup(from->name))) ||
+	    (from->user && !(n->user = strdup(from->user))) ||
+	    (from->group && !(n->group = strdup(from->group))) ||
+	    (from->target && !(n->target = strdup(from->target))))
+		return -ENOMEM;
+	int r = store_node_xattrs_copy(n, from);
+	if (r == 0)
+		r = store_node_extents_copy(n, from->extents, from->nextents);
+	return r;
+}
+
 void store_name_cache_free(struct store_name_cache *c)
 {
 	for (size_t i = 0; i < c->n; i++)

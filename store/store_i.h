@@ -20,6 +20,13 @@ int store_file_write_atomic(const char *dir, const char *name,
 /* Reads a whole file into a malloc'd, NUL-terminated buffer. */
 int store_file_read_all(const char *path, char **out, size_t *len);
 int store_fsync_dir(const char *dir);
+/* flock(LOCK_SH) on fd, polling for up to wait_ms: -ETIMEDOUT when a
+ * writer kept its LOCK_EX that long (the drafts protocol, see fs/fs.h). */
+int store_file_lock_shared_wait(int fd, int wait_ms);
+/* The names in directory dirfd but "." and "..", sorted by strcmp, as a
+ * malloc'd array of malloc'd strings. On a read error the names read so
+ * far are still returned with the error. */
+int store_dir_names_sorted(int dirfd, char ***out, size_t *n);
 /* mkdir -p; existing directories are fine. */
 int store_mkdir_p(const char *path, mode_t mode);
 /* malloc'd "a/b"; NULL on ENOMEM. */
@@ -61,9 +68,31 @@ int store_node_xattrs_read(int fd, const char *path, struct store_node *n);
 int store_node_xattrs_copy(struct store_node *n, const struct store_node *from);
 int store_node_extents_copy(struct store_node *n, const struct store_extent *e,
 			    uint32_t count);
+/* Deep copy of from into n (n's old content is not freed). On -ENOMEM n
+ * holds what was copied so far: store_node_clear it. */
+int store_node_copy(struct store_node *n, const struct store_node *from);
 /* Appends one extent, growing the array (*cap is its capacity). */
 int store_node_extent_add(struct store_node *n, uint32_t *cap, uint64_t off,
 			  uint32_t len, const sd_id *id);
+
+/* ---- hard-linked inodes of one backup (hardlinks.c) */
+
+struct store_hardlink {
+	uint64_t dev, inode;
+	struct store_extent *extents;	/* owned */
+	uint32_t nextents;
+	bool used;
+};
+/* Zero-initialise; store_hardlinks_free when done. */
+struct store_hardlinks {
+	struct store_hardlink *slots;
+	size_t cap, count;
+};
+const struct store_hardlink *store_hardlinks_find(const struct store_hardlinks *t,
+						  uint64_t dev, uint64_t inode);
+/* Remembers n's extents under its (dev, inode); a known inode is kept. */
+int store_hardlinks_add(struct store_hardlinks *t, const struct store_node *n);
+void store_hardlinks_free(struct store_hardlinks *t);
 
 /* ---- LMDB blob index (index.c) */
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tools.h"
@@ -150,9 +151,10 @@ static void summary_print(const struct store_snapshot *s, bool dry_run)
 	       m->duration);
 }
 
-/* Turns PATH arguments (or config sources) into named sources. */
+/* Turns PATH arguments (or config sources) into named sources, plus the
+ * repository's drafts/ (drafts_dir, NULL to leave it out) as "drafts". */
 static int sources_build(int argc, char **argv,
-			 const struct store_config *cfg,
+			 const struct store_config *cfg, const char *drafts_dir,
 			 struct store_snapshot_source **out, size_t *n)
 {
 	size_t count = argc > 0 ? (size_t)argc : cfg->nsources;
@@ -161,31 +163,47 @@ static int sources_build(int argc, char **argv,
 			    "(add one with 'snapdraft config set sources.NAME PATH')");
 		return EXIT_USAGE;
 	}
-	struct store_snapshot_source *s = calloc(count, sizeof(*s));
+	struct store_snapshot_source *s = calloc(count + 1, sizeof(*s));
 	if (!s)
 		return EXIT_FAILURE_;
 	*out = s;
-	*n = count;
-	for (size_t i = 0; i < count; i++) {
-		const char *arg = argc > 0 ? argv[i] : cfg->sources[i].path;
-		char *real = realpath(arg, NULL);
-		if (!real) {
-			tools_error("%s: %s", arg, sd_strerror(-errno));
-			return EXIT_FAILURE_;
-		}
-		s[i].path = real;
-		if (argc > 0) {
-			const char *base = strrchr(real, '/');
-			base = base && base[1] ? base + 1 : "root";
-			s[i].name = strdup(base);
+	*n = count + (drafts_dir != NULL);
+	for (size_t i = 0; i < *n; i++) {
+		if (i == count) {
+			s[i].name = strdup("drafts");
+			s[i].path = strdup(drafts_dir);
+			if (!s[i].name || !s[i].path)
+				return EXIT_FAILURE_;
 		} else {
-			s[i].name = strdup(cfg->sources[i].name);
+			const char *arg = argc > 0 ? argv[i] :
+				cfg->sources[i].path;
+			char *real = realpath(arg, NULL);
+			if (!real) {
+				tools_error("%s: %s", arg, sd_strerror(-errno));
+				return EXIT_FAILURE_;
+			}
+			s[i].path = real;
+			if (argc > 0) {
+				const char *base = strrchr(real, '/');
+				base = base && base[1] ? base + 1 : "root";
+				s[i].name = strdup(base);
+			} else {
+				s[i].name = strdup(cfg->sources[i].name);
+			}
+			if (!s[i].name)
+				return EXIT_FAILURE_;
 		}
-		if (!s[i].name)
-			return EXIT_FAILURE_;
 		for (size_t k = 0; k < i; k++) {
 			if (strcmp(s[k].name, s[i].name))
 				continue;
+			if (i == count) {
+				tools_error("the source %s is named 'drafts', "
+					    "which every point uses for the "
+					    "repository's drafts/; name it "
+					    "otherwise in config.yaml, or pass "
+					    "--no-drafts", s[k].path);
+				return EXIT_USAGE;
+			}
 			tools_error("two sources would be named '%s' (%s and %s); "
 				    "back them up separately or name them in "
 				    "config.yaml", s[i].name, s[k].path,
@@ -231,6 +249,7 @@ int cmd_backup(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "wait", no_argument, NULL, 'w' },
+		{ "no-drafts", no_argument, NULL, 'D' },
 		{ 0 },
 	};
 	struct string_list excludes = { 0 }, tags = { 0 };
@@ -240,6 +259,8 @@ int cmd_backup(int argc, char **argv)
 	struct store_repo *repo = NULL;
 	struct store_snapshot snap = { 0 };
 	unsigned flags = STORE_OPEN_WRITE;
+	bool with_drafts = true;
+	char *drafts_dir = NULL;
 	int rc = EXIT_OK, c;
 
 	while ((c = getopt_long(argc, argv, "qhe:t:n", opts, NULL)) != -1) {
@@ -285,6 +306,9 @@ int cmd_backup(int argc, char **argv)
 		case 'w':
 			flags |= STORE_OPEN_WAIT;
 			break;
+		case 'D':
+			with_drafts = false;
+			break;
 		default:
 			rc = tools_bad_option("backup", argv);
 			goto out;
@@ -298,8 +322,20 @@ int cmd_backup(int argc, char **argv)
 	if (rc)
 		goto out;
 	const struct store_config *cfg = store_repo_config(repo);
-	rc = sources_build(argc - optind, argv + optind, cfg, &sources,
-			   &nsources);
+	struct stat dst;
+	if (with_drafts) {
+		char *dir = NULL;
+		if (asprintf(&dir, "%s/drafts", store_repo_path(repo)) < 0) {
+			rc = EXIT_FAILURE_;
+			goto out;
+		}
+		/* A repository made before drafts existed has none. */
+		if (stat(dir, &dst) == 0 && S_ISDIR(dst.st_mode))
+			drafts_dir = realpath(dir, NULL);
+		free(dir);
+	}
+	rc = sources_build(argc - optind, argv + optind, cfg, drafts_dir,
+			   &sources, &nsources);
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < cfg->nexcludes; i++)
@@ -356,6 +392,7 @@ out:
 		free(sources[i].path);
 	}
 	free(sources);
+	free(drafts_dir);
 	list_free(&excludes);
 	list_free(&tags);
 	return rc;

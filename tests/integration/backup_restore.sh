@@ -116,8 +116,8 @@ p1=$(json_get "$WORK/p1.json" 'j["id"]')
 json_ok "$WORK/p1.json" 'len(j["id"]) == 64 and all(c in "0123456789abcdef" for c in j["id"])'
 json_ok "$WORK/p1.json" 'j["success"] is True and j["partial"] is False and j["dry_run"] is False'
 json_ok "$WORK/p1.json" 'j["time"] == "2026-01-01T09:00:00Z"'
-json_ok "$WORK/p1.json" '[s["name"] for s in j["sources"]] == ["content", "hugo.toml"]'
-json_ok "$WORK/p1.json" "[s['path'] for s in j['sources']] == ['$src/content', '$src/hugo.toml']"
+json_ok "$WORK/p1.json" '[s["name"] for s in j["sources"]] == ["content", "hugo.toml", "drafts"]'
+json_ok "$WORK/p1.json" "[s['path'] for s in j['sources']] == ['$src/content', '$src/hugo.toml', '$(realpath "$SNAPDRAFT_REPO")/drafts']"
 json_ok "$WORK/p1.json" "$inodes + 1 <= j['files'] <= $names + 1"
 json_ok "$WORK/p1.json" 'j["files_new"] == j["files"] and j["files_unchanged"] == 0'
 json_ok "$WORK/p1.json" 'j["warnings"] == 0 and j["bytes_read"] > 0'
@@ -133,7 +133,7 @@ cp "$WORK/.out" "$WORK/list.json"
 json_ok "$WORK/list.json" "len(j) == 1 and j[0]['id'] == '$p1' and j[0]['short_id'] == '${p1:0:8}'"
 json_ok "$WORK/list.json" 'j[0]["tags"] == ["first"] and j[0]["partial"] is False'
 json_ok "$WORK/list.json" 'j[0]["time"] == "2026-01-01T09:00:00Z"'
-json_ok "$WORK/list.json" '[s["name"] for s in j[0]["sources"]] == ["content", "hugo.toml"]'
+json_ok "$WORK/list.json" '[s["name"] for s in j[0]["sources"]] == ["content", "hugo.toml", "drafts"]'
 
 # ------------------------------------------------------------ full restore
 expect_exit 0 sd restore --point latest --target "$WORK/r1"
@@ -141,10 +141,12 @@ expect_exit 0 sd restore --point latest --target "$WORK/r1"
 diff -u "$WORK/atimes.expected" <(atime_list "$WORK/r1/content") >&2 ||
 	fail "atimes were not restored"
 full_compare "$src/content" "$WORK/r1/content"
+[ "$(cd "$WORK/r1/drafts" && ls | tr '\n' ' ')" = "approved llm-generated manual requests " ] ||
+	fail "the point lacks the standard drafts folders: $(ls "$WORK/r1/drafts")"
 cmp "$src/hugo.toml" "$WORK/r1/hugo.toml" || fail "hugo.toml differs"
 [ "$(entry_stat "$src/hugo.toml")" = "$(entry_stat "$WORK/r1/hugo.toml")" ] ||
 	fail "hugo.toml metadata differs"
-[ "$(ls -A "$WORK/r1" | sort | tr '\n' ' ')" = "content hugo.toml " ] ||
+[ "$(ls -A "$WORK/r1" | sort | tr '\n' ' ')" = "content drafts hugo.toml " ] ||
 	fail "restore made unexpected entries: $(ls -A "$WORK/r1")"
 sparse_kib=$(du -k "$WORK/r1/content/sparse.img" | cut -f1)
 [ "$(stat -c %s "$WORK/r1/content/sparse.img")" = $((64 * 1024 * 1024)) ] ||

@@ -22,8 +22,8 @@ do_mount "$M"
 	fail "snapshots/ lists: $(ls "$M/snapshots" | tr '\n' ' ')"
 [ "$(readlink "$M/latest")" = "snapshots/2026-11-22T11:30:00Z" ] ||
 	fail "latest -> $(readlink "$M/latest")"
-[ "$(ls "$M/latest" | tr '\n' ' ')" = "content static " ] || fail "latest/ lists: $(ls "$M/latest")"
-[ "$(ls "$M/snapshots/2026-11-22T10:30:00Z" | tr '\n' ' ')" = "content hugo.toml " ] ||
+[ "$(ls "$M/latest" | tr '\n' ' ')" = "content drafts static " ] || fail "latest/ lists: $(ls "$M/latest")"
+[ "$(ls "$M/snapshots/2026-11-22T10:30:00Z" | tr '\n' ' ')" = "content drafts hugo.toml " ] ||
 	fail "first point lists: $(ls "$M/snapshots/2026-11-22T10:30:00Z")"
 for id in "${ids[@]}"; do
 	t=$(readlink "$M/ids/$id")
